@@ -1,0 +1,406 @@
+"""Text → AST: the cached Lark parser, the transformer and syntax-error messages."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInput,
+                             UnexpectedToken, VisitError)
+from lark.indenter import DedentError, Indenter
+
+from . import ast
+from .errors import SpecError, SpecSyntaxError, Source, Span
+
+
+class ArchIndenter(Indenter):
+    NL_type = "_NL"
+    OPEN_PAREN_types = ["LPAR", "LSQB"]
+    CLOSE_PAREN_types = ["RPAR", "RSQB"]
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 4
+
+
+@functools.lru_cache(maxsize=None)
+def _parser() -> Lark:
+    return Lark.open("grammar.lark", rel_to=__file__, parser="lalr", postlex=ArchIndenter(),
+                     propagate_positions=True, start=["start", "expr"], maybe_placeholders=True)
+
+
+_TERMINAL_NAMES = {
+    "NAME": "a name", "INTERP": "a name", "NUMBER": "a number", "STRING": "a string",
+    "_NL": "end of line", "_INDENT": "an indented block", "_DEDENT": "end of the indented block",
+    "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "COLON": "':'", "COMMA": "','",
+    "SEMICOLON": "';'", "EQUAL": "'='", "$END": "end of file",
+}
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _TERMINAL_NAMES:
+        return _TERMINAL_NAMES[name]
+    try:
+        pattern = _parser().get_terminal(name).pattern
+        if pattern.type == "str":
+            return repr(pattern.value)
+    except KeyError:
+        pass
+    return name.lower()
+
+
+def _expected_text(names) -> str:
+    described = sorted({_describe_terminal(n) for n in names})
+    if len(described) > 8:
+        described = described[:8] + ["…"]
+    return ", ".join(described)
+
+
+class AstBuilder(Transformer):
+    """Builds :mod:`archdsl.ast` nodes; one method per grammar rule, no semantics."""
+
+    def __init__(self, source: Source, line_offset: int = 0, column_offset: int = 0):
+        super().__init__()
+        self.source = source
+        self.line_offset = line_offset
+        self.column_offset = column_offset
+
+    def _span(self, meta_or_token) -> Span:
+        line = getattr(meta_or_token, "line", None)
+        if line is None:
+            return Span(self.source, 1 + self.line_offset, 1)
+        column = meta_or_token.column
+        end = meta_or_token.end_column if getattr(meta_or_token, "end_line", line) == line else None
+        if line == 1:  # offsets apply to interpolated text, which is a single line
+            column += self.column_offset
+            end = end + self.column_offset if end else None
+        return Span(self.source, line + self.line_offset, column, end)
+
+    # ---- top level
+    @v_args(meta=True)
+    def start(self, meta, items):
+        params, variants, imports, lets, functions, blocks = [], [], [], [], [], []
+        arch_name = input_decl = network = network_span = None
+        for item in items:
+            kind, value = item
+            if kind == "arch":
+                arch_name = value
+            elif kind == "input":
+                input_decl = value
+            elif kind == "network":
+                network, network_span = value
+            else:
+                {"param": params, "variant": variants, "import": imports, "let": lets,
+                 "fn": functions, "block": blocks}[kind].append(value)
+        return ast.Module(self._span(meta), arch_name, input_decl, tuple(params), tuple(variants),
+                          tuple(imports), tuple(lets), tuple(functions), tuple(blocks), network,
+                          network_span)
+
+    def arch_decl(self, args):
+        return ("arch", str(args[0]))
+
+    @v_args(meta=True)
+    def input_decl(self, meta, dims):
+        return ("input", ast.InputDecl(self._span(meta), tuple(dims)))
+
+    @v_args(meta=True)
+    def param_decl(self, meta, args):
+        return ("param", ast.ParamDecl(self._span(args[0]), str(args[0]), args[1]))
+
+    @v_args(meta=True)
+    def variant_decl(self, meta, args):
+        assigns = tuple(a for a in args[1:] if a is not None)
+        return ("variant", ast.Variant(self._span(args[0]), str(args[0]), assigns))
+
+    @v_args(meta=True)
+    def assign(self, meta, args):
+        return ast.Keyword(self._span(args[0]), str(args[0]), args[1])
+
+    @v_args(meta=True)
+    def import_decl(self, meta, args):
+        return ("import", ast.Import(self._span(args[0]), str(args[0])[1:-1]))
+
+    @v_args(meta=True)
+    def fn_inline(self, meta, args):
+        name, params, result = args
+        return ("fn", ast.FnDef(self._span(name), str(name), params or (), (), result))
+
+    @v_args(meta=True)
+    def fn_body(self, meta, args):
+        name, params, *lets, result = args
+        lets = tuple(value for _, value in lets)
+        return ("fn", ast.FnDef(self._span(name), str(name), params or (), lets, result))
+
+    @v_args(meta=True)
+    def block_def(self, meta, args):
+        name, params, body = args
+        return ("block", ast.BlockDef(self._span(name), str(name), params or (), body))
+
+    @v_args(meta=True)
+    def network_def(self, meta, args):
+        return ("network", (args[0], self._span(meta)))
+
+    def params(self, args):
+        return tuple(a for a in args if a is not None)
+
+    @v_args(meta=True)
+    def param(self, meta, args):
+        return ast.Param(self._span(args[0]), str(args[0]), args[1])
+
+    # ---- items
+    def suite(self, items):
+        return tuple(items)
+
+    @v_args(meta=True)
+    def line(self, meta, chains):
+        return ast.Line(self._span(meta), tuple(chains))
+
+    @v_args(meta=True)
+    def chain(self, meta, args):
+        label, *heads = args
+        return ast.Chain(self._span(meta), label, tuple(heads))
+
+    def label(self, args):
+        return args[0]
+
+    @v_args(meta=True)
+    def head(self, meta, args):
+        name, call, when = args
+        pos, kw = call if call is not None else ((), ())
+        return ast.Head(name.span, name, pos, kw, call is not None, when)
+
+    def plain_name(self, args):
+        return ast.NameText(self._span(args[0]), (str(args[0]),))
+
+    def interp_name(self, args):
+        token = args[0]
+        span = self._span(token)
+        parts = []
+        for piece in re.split(r"(\{[^{}]*\})", str(token)):
+            if not piece:
+                continue
+            if piece.startswith("{"):
+                offset = token.column + str(token).index(piece)  # column of "{"
+                parts.append(parse_expression(piece[1:-1], self.source, token.line - 1 + self.line_offset,
+                                              offset))
+            else:
+                parts.append(piece)
+        return ast.NameText(span, tuple(parts))
+
+    def call_args(self, args):
+        pos = tuple(a for a in args if a is not None and not isinstance(a, ast.Keyword))
+        kw = tuple(a for a in args if isinstance(a, ast.Keyword))
+        return pos, kw
+
+    @v_args(meta=True)
+    def keyword(self, meta, args):
+        return ast.Keyword(self._span(args[0]), str(args[0]), args[1])
+
+    @v_args(meta=True)
+    def group(self, meta, args):
+        label, head, body = args
+        return ast.Group(self._span(meta), label, head, body)
+
+    @v_args(meta=True)
+    def repeat_stmt(self, meta, args):
+        label, count, var, body = args
+        return ast.Repeat(self._span(meta), label, count, str(var) if var else None, body)
+
+    @v_args(meta=True)
+    def for_stmt(self, meta, args):
+        label, target, iterable, body = args
+        return ast.For(self._span(meta), label, target, iterable, body)
+
+    @v_args(meta=True)
+    def if_stmt(self, meta, args):
+        cond, body, *rest = args
+        orelse = rest.pop() if rest and (rest[-1] is None or rest[-1][0] == "else") else None
+        branches = [(cond, body)] + [(c, b) for _, c, b in rest]
+        return ast.If(self._span(meta), tuple(branches), orelse[1] if orelse else None)
+
+    def elif_clause(self, args):
+        return ("elif", args[0], args[1])
+
+    def else_clause(self, args):
+        return ("else", args[0])
+
+    @v_args(meta=True)
+    def aux_stmt(self, meta, args):
+        return ast.Aux(self._span(meta), args[0], args[1])
+
+    @v_args(meta=True)
+    def let_stmt(self, meta, args):
+        return ("let", ast.Let(self._span(meta), args[0], args[1]))
+
+    @v_args(meta=True)
+    def targets(self, meta, args):
+        if len(args) == 1:
+            return args[0]
+        return ast.Target(self._span(meta), None, tuple(args))
+
+    def target_name(self, args):
+        return ast.Target(self._span(args[0]), str(args[0]))
+
+    # ---- expressions
+    def number(self, args):
+        text = str(args[0])
+        value = float(text) if any(c in text for c in ".eE") else int(text)
+        return ast.Const(self._span(args[0]), value)
+
+    def string(self, args):
+        return ast.Const(self._span(args[0]), str(args[0])[1:-1])
+
+    def name(self, args):
+        return ast.Name(self._span(args[0]), str(args[0]))
+
+    @v_args(meta=True)
+    def true(self, meta, _):
+        return ast.Const(self._span(meta), True)
+
+    @v_args(meta=True)
+    def false(self, meta, _):
+        return ast.Const(self._span(meta), False)
+
+    @v_args(meta=True)
+    def none(self, meta, _):
+        return ast.Const(self._span(meta), None)
+
+    @v_args(meta=True)
+    def in_shape(self, meta, _):
+        return ast.InShape(self._span(meta))
+
+    @v_args(meta=True)
+    def tuple(self, meta, items):
+        return ast.ListExpr(self._span(meta), tuple(i for i in items if i is not None), True)
+
+    @v_args(meta=True)
+    def list(self, meta, items):
+        return ast.ListExpr(self._span(meta), tuple(i for i in items if i is not None), False)
+
+    @v_args(meta=True)
+    def cond_expr(self, meta, args):
+        then, cond, other = args
+        return ast.CondExpr(self._span(meta), cond, then, other)
+
+    @v_args(meta=True)
+    def or_op(self, meta, args):
+        return ast.BoolOp(self._span(meta), "or", *args)
+
+    @v_args(meta=True)
+    def and_op(self, meta, args):
+        return ast.BoolOp(self._span(meta), "and", *args)
+
+    @v_args(meta=True)
+    def not_op(self, meta, args):
+        return ast.UnaryOp(self._span(meta), "not", args[0])
+
+    @v_args(meta=True)
+    def compare(self, meta, args):
+        return ast.Compare(self._span(meta), args[0], tuple(args[1::2]), tuple(args[2::2]))
+
+    def comp_op(self, tokens):
+        return " ".join(str(t) for t in tokens)
+
+    def _bin(op):  # noqa: N805 - factory used at class creation
+        @v_args(meta=True)
+        def method(self, meta, args):
+            return ast.BinOp(self._span(meta), op, args[0], args[1])
+        return method
+
+    add_op, sub_op, mul_op, div_op = _bin("+"), _bin("-"), _bin("*"), _bin("/")
+    floordiv_op, mod_op, pow_op = _bin("//"), _bin("%"), _bin("**")
+
+    @v_args(meta=True)
+    def neg_op(self, meta, args):
+        return ast.UnaryOp(self._span(meta), "-", args[0])
+
+    @v_args(meta=True)
+    def pos_op(self, meta, args):
+        return ast.UnaryOp(self._span(meta), "+", args[0])
+
+    @v_args(meta=True)
+    def call(self, meta, args):
+        pos, kw = args[1]
+        return ast.Call(self._span(meta), args[0], pos, kw)
+
+    @v_args(meta=True)
+    def index(self, meta, args):
+        return ast.Index(self._span(meta), args[0], args[1])
+
+    @v_args(meta=True)
+    def slice(self, meta, args):
+        return ast.Slice(self._span(meta), args[0], args[1])
+
+    @v_args(meta=True)
+    def attr(self, meta, args):
+        return ast.Attr(self._span(meta), args[0], str(args[1]))
+
+
+def _syntax_error(err: UnexpectedInput, source: Source, line_offset: int, column_offset: int):
+    line = (err.line if err.line and err.line > 0 else len(source.text.splitlines()) or 1)
+    column = err.column if err.column and err.column > 0 else 1
+    if line == 1:
+        column += column_offset
+    line += line_offset
+    if isinstance(err, UnexpectedToken):
+        token = err.token
+        expected = _expected_text(err.accepts or err.expected)
+        if token.type == "$END":
+            message = "unexpected end of file"
+        elif token.type == "_NL":
+            message = "unexpected end of line"
+        elif token.type == "_DEDENT":
+            message = "unexpected end of the indented block"
+        elif token.type == "_INDENT":
+            message = "unexpected indentation"
+        else:
+            message = f"unexpected {_describe_terminal(token.type)} {str(token)!r}" \
+                if token.type in ("NAME", "NUMBER", "STRING", "INTERP") else f"unexpected {str(token)!r}"
+        end = column + max(1, len(str(token))) if token.type not in ("_NL", "$END", "_DEDENT", "_INDENT") else None
+        return SpecSyntaxError(message, Span(source, line, column, end), expected=expected)
+    if isinstance(err, UnexpectedCharacters):
+        char = source.line(line)[column - 1:column] if column_offset == 0 else err.char
+        return SpecSyntaxError(f"unexpected character {char!r}", Span(source, line, column),
+                               expected=_expected_text(err.allowed or ()))
+    if isinstance(err, UnexpectedEOF):
+        return SpecSyntaxError("unexpected end of file", Span(source, line, column),
+                               expected=_expected_text(err.expected))
+    return SpecSyntaxError(str(err), Span(source, line, column))
+
+
+def _parse(text: str, source: Source, start: str, line_offset: int = 0, column_offset: int = 0):
+    try:
+        tree = _parser().parse(text, start=start)
+    except UnexpectedInput as err:
+        raise _syntax_error(err, source, line_offset, column_offset) from None
+    except DedentError as err:
+        match = re.search(r"line (\d+)", str(err))
+        bad_line = int(match.group(1)) if match else 1
+        raise SpecSyntaxError("this line's indentation matches no enclosing block",
+                              Span(source, bad_line, 1),
+                              expected="the indentation of an enclosing line") from None
+    try:
+        return AstBuilder(source, line_offset, column_offset).transform(tree)
+    except VisitError as err:
+        if isinstance(err.orig_exc, SpecError):
+            raise err.orig_exc from None
+        raise
+
+
+def parse_expression(text: str, source: Source, line_offset: int = 0, column: int = 1):
+    """Parse one expression (used for ``{…}`` inside interpolated names)."""
+    return _parse(text, source, "expr", line_offset, column)
+
+
+def parse(text: str, path: str = "<string>") -> ast.Module:
+    """Parse spec text into an :class:`archdsl.ast.Module`."""
+    source = Source(path, text)
+    if not text.endswith("\n"):
+        text += "\n"
+    return _parse(text, source, "start")
+
+
+def parse_file(path: str | Path) -> ast.Module:
+    path = Path(path)
+    return parse(path.read_text(encoding="utf-8"), str(path))
