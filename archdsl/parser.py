@@ -388,7 +388,7 @@ def _parse(text: str, source: Source, start: str, line_offset: int = 0, column_o
         raise
 
 
-def parse_expression(text: str, source: Source, line_offset: int = 0, column: int = 1):
+def parse_expression(text: str, source: Source, line_offset: int = 0, column: int = 0):
     """Parse one expression (used for ``{…}`` inside interpolated names)."""
     return _parse(text, source, "expr", line_offset, column)
 

@@ -1,0 +1,535 @@
+"""Elaboration: AST → IR graph.
+
+Evaluates parameters and expressions, expands blocks, repeats, loops and
+branches, infers every shape and raises every semantic error with the span of
+the text that caused it.
+
+Naming follows ``nn.Sequential``: inside a scope, each unnamed op or block call
+takes the next index (``0``, ``1``…); a label names it instead. Blocks,
+``seq:`` groups and labelled multi-element chains open a new scope; plain
+``for``/``repeat``/``if``/``branch:`` and join groups are transparent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+
+from . import ast
+from .errors import ShapeError, SpecError, SpecNotFoundError, Span
+from .expr import (BUILTINS, Env, Evaluator, UserFunction, bind_arguments, bind_target, describe,
+                   suggest, truth)
+from .ir import Architecture, verify
+from .ops import JOINS, REGISTRY, ArgProblem, ShapeProblem, bind_op_args
+from .parser import parse_file
+
+MAX_BLOCK_DEPTH = 100
+MAX_NODES = 200_000
+GROUP_KINDS = ("branch", "seq")
+
+
+@dataclass(frozen=True)
+class Value:
+    """A tensor during elaboration: the node producing it and its shape."""
+    node: str
+    shape: tuple
+
+
+@dataclass
+class Scope:
+    path: tuple
+    counter: list = field(default_factory=lambda: [0])
+
+    def next_index(self) -> str:
+        index = self.counter[0]
+        self.counter[0] += 1
+        return str(index)
+
+    def child(self, name: str) -> "Scope":
+        return Scope(self.path + (name,))
+
+    def join(self, name: str) -> str:
+        return ".".join(self.path + (name,))
+
+
+@dataclass
+class Library:
+    """Everything a spec (and its imports) defines at top level."""
+    blocks: dict = field(default_factory=dict)
+    functions: list = field(default_factory=list)
+    lets: list = field(default_factory=list)
+
+
+def _shape_text(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class Elaborator:
+    def __init__(self, module: ast.Module, path: str):
+        self.module = module
+        self.path = path
+        self.graph = nx.DiGraph(scopes={})
+        self.aux: str | None = None
+        self.aux_outputs: dict[str, str] = {}
+        self.block_stack: list[str] = []
+        self.library = Library()
+        self.global_env = Env()
+
+    # ---- top level ----------------------------------------------------------------
+
+    def load_library(self, module: ast.Module, path: str, stack: tuple) -> None:
+        for imp in module.imports:
+            target = self._resolve_import(imp, path)
+            if str(target) in stack:
+                raise SpecError(f"import cycle: {' → '.join(Path(p).name for p in stack + (str(target),))}",
+                                imp.span)
+            imported = parse_file(target)
+            if imported.network is not None or imported.params:
+                raise SpecError(f"{imp.path} is a network spec; only libraries of blocks, functions "
+                                "and lets can be imported", imp.span)
+            self.load_library(imported, str(target), stack + (str(target),))
+        for block in module.blocks:
+            if block.name in self.library.blocks:
+                other = self.library.blocks[block.name].span
+                raise SpecError(f"block {block.name!r} is defined twice (first at {other.location})",
+                                block.span)
+            if block.name in REGISTRY or block.name in JOINS + GROUP_KINDS:
+                raise SpecError(f"block {block.name!r} has the name of a built-in op", block.span,
+                                hint="choose another name")
+            self.library.blocks[block.name] = block
+        self.library.functions.extend(module.functions)
+        self.library.lets.extend(module.lets)
+
+    def _resolve_import(self, imp: ast.Import, path: str) -> Path:
+        from .zoo import SPECS_DIR
+        candidates = [Path(path).parent / imp.path, SPECS_DIR / imp.path]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate.resolve()
+        raise SpecError(f"cannot import {imp.path!r}: no such file", imp.span,
+                        expected=f"a file relative to {Path(path).parent or '.'} or a bundled library")
+
+    def resolve_params(self, variant: str | None, overrides: dict) -> tuple[Env, dict]:
+        module = self.module
+        declared = {p.name: p for p in module.params}
+        assigned: dict = {}
+        if variant is not None:
+            chosen = next((v for v in module.variants if v.name == variant), None)
+            if chosen is None:
+                names = [v.name for v in module.variants]
+                raise SpecError(f"{self.path} has no variant {variant!r}", None,
+                                expected=", ".join(names) if names else "no variants are declared",
+                                hint=suggest(variant, names))
+            for kw in chosen.assignments:
+                if kw.name not in declared:
+                    raise SpecError(f"variant {chosen.name} sets {kw.name!r}, which is not a parameter",
+                                    kw.span, expected="one of: " + ", ".join(declared),
+                                    hint=suggest(kw.name, declared))
+                assigned[kw.name] = ("expr", kw.value)
+        for key, value in overrides.items():
+            if key not in declared:
+                raise SpecError(f"{Path(self.path).name} has no parameter {key!r}", None,
+                                expected="one of: " + (", ".join(declared) or "(none declared)"),
+                                hint=suggest(key, declared))
+            assigned[key] = ("value", value)
+        env = Env()
+        for fn in self.library.functions:
+            if fn.name in env.values:
+                raise SpecError(f"function {fn.name!r} is defined twice", fn.span)
+            env.values[fn.name] = UserFunction(fn, env)
+        values = {}
+        for param in module.params:
+            kind, value = assigned.get(param.name, ("expr", param.value))
+            if kind == "expr":
+                value = Evaluator(env)(value)
+            env.values[param.name] = values[param.name] = value
+        for let in self.library.lets:
+            bind_target(let.target, Evaluator(env)(let.value), env)
+        return env, values
+
+    def input_shape(self, env: Env) -> tuple:
+        decl = self.module.input
+        if decl is None:
+            raise SpecError("the spec declares no input", self.module.span,
+                            expected="a line like: input 3 x 224 x 224")
+        dims = []
+        for dim in decl.dims:
+            value = Evaluator(env)(dim)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if not _is_int(value) or value <= 0:
+                raise SpecError(f"an input dimension must be a positive integer, got {value!r}", dim.span)
+            dims.append(value)
+        return tuple(dims)
+
+    def run(self, variant: str | None, overrides: dict) -> Architecture:
+        if self.module.network is None:
+            raise SpecError("the spec has no network section", self.module.span,
+                            expected="network: followed by an indented list of ops and blocks")
+        self.load_library(self.module, self.path, (str(Path(self.path).resolve()),))
+        env, params = self.resolve_params(variant, overrides)
+        self.global_env = env
+        shape = self.input_shape(env)
+        self.graph.add_node("input", op="input", attrs={}, name="input", span=None, shape=shape,
+                            in_shapes=(), params=0, buffers=0, macs=0, aux=None, order=0)
+        out = self.items(self.module.network, Value("input", shape), env.child(), Scope(()))
+        self.graph.graph["output"] = out.node
+        verify(self.graph)
+        family = self.module.arch_name or Path(self.path).stem
+        return Architecture(name=variant or family, family=family, variant=variant,
+                            source=self.path, params=params, input_shape=shape, graph=self.graph,
+                            output=out.node, aux_outputs=dict(self.aux_outputs))
+
+    # ---- items -----------------------------------------------------------------------
+
+    def items(self, items, value: Value, env: Env, scope: Scope) -> Value:
+        for item in items:
+            value = self.item(item, value, env, scope)
+        return value
+
+    def item(self, item, value: Value, env: Env, scope: Scope) -> Value:
+        if isinstance(item, tuple):  # ("let", Let) from the transformer
+            item = item[1]
+        if isinstance(item, ast.Let):
+            bind_target(item.target, self.evaluator(env, value)(item.value), env)
+            return value
+        if isinstance(item, ast.Line):
+            for chain in item.chains:
+                value = self.chain(chain, value, env, scope)
+            return value
+        if isinstance(item, ast.Group):
+            return self.group(item, value, env, scope)
+        if isinstance(item, (ast.Repeat, ast.For)):
+            return self.loop(item, value, env, scope)
+        if isinstance(item, ast.If):
+            body = self.pick_if(item, value, env)
+            return self.items(body, value, env, scope) if body else value
+        if isinstance(item, ast.Aux):
+            return self.aux_branch(item, value, env, scope)
+        raise AssertionError(f"unknown item {item!r}")
+
+    def evaluator(self, env: Env, value: Value) -> Evaluator:
+        return Evaluator(env, value.shape)
+
+    def when_holds(self, head: ast.Head | None, env: Env, value: Value) -> bool:
+        if head is None or head.when is None:
+            return True
+        return truth(self.evaluator(env, value)(head.when), head.when.span)
+
+    def name_text(self, name: ast.NameText, env: Env, value: Value) -> str:
+        parts = []
+        for part in name.parts:
+            if isinstance(part, str):
+                parts.append(part)
+                continue
+            text = self.evaluator(env, value)(part)
+            if isinstance(text, bool) or not isinstance(text, (str, int)):
+                raise SpecError(f"a name can only interpolate strings and integers, got {describe(text)}",
+                                part.span)
+            parts.append(str(text))
+        text = "".join(parts)
+        if not text.replace("_", "a").isalnum() or text[0].isdigit():
+            raise SpecError(f"{text!r} is not a valid name", name.span,
+                            expected="letters, digits and underscores, not starting with a digit")
+        return text
+
+    def label_name(self, label: ast.Head, env: Env, value: Value) -> str:
+        if label.has_call:
+            raise SpecError("a label takes no arguments", label.span, expected="name:")
+        return self.name_text(label.name, env, value)
+
+    def chain(self, chain: ast.Chain, value: Value, env: Env, scope: Scope) -> Value:
+        if not self.when_holds(chain.label, env, value):
+            return value
+        label = self.label_name(chain.label, env, value) if chain.label else None
+        if label is not None and len(chain.heads) > 1:
+            inner = self.named_scope(scope, label, chain.label.span, "scope", None)
+            for head in chain.heads:
+                value = self.call(head, value, env, inner, None)
+            return value
+        for head in chain.heads:
+            value = self.call(head, value, env, scope, label)
+        return value
+
+    def named_scope(self, scope: Scope, name: str, span: Span, kind: str, block: str | None) -> Scope:
+        child = scope.child(name)
+        key = ".".join(child.path)
+        scopes = self.graph.graph["scopes"]
+        if key in scopes or key in self.graph:
+            raise SpecError(f"the name {key!r} is already used", span,
+                            hint="give this item another name")
+        scopes[key] = {"kind": kind, "block": block, "span": span}
+        return child
+
+    # ---- calls -----------------------------------------------------------------------
+
+    def resolve_callee(self, head: ast.Head, env: Env, value: Value) -> str:
+        name = self.name_text(head.name, env, value)
+        if head.name.is_plain and env.has(name) and isinstance(env.lookup(name), str):
+            name = env.lookup(name)
+        return name
+
+    def call(self, head: ast.Head, value: Value, env: Env, scope: Scope, label: str | None) -> Value:
+        if not self.when_holds(head, env, value):
+            return value
+        callee = self.resolve_callee(head, env, value)
+        ev = self.evaluator(env, value)
+        args = [ev(a) for a in head.args]
+        kwargs = {}
+        for kw in head.kwargs:
+            if kw.name in kwargs:
+                raise SpecError(f"argument {kw.name!r} is given twice", kw.span)
+            kwargs[kw.name] = ev(kw.value)
+        if callee in self.library.blocks:
+            return self.call_block(self.library.blocks[callee], head, args, kwargs, value, scope, label)
+        if callee in REGISTRY and callee not in JOINS:
+            return self.call_op(callee, head, args, kwargs, value, scope, label)
+        if callee in JOINS:
+            raise SpecError(f"{callee} joins branches; write it as a group", head.span,
+                            expected=f"{callee}: followed by an indented branch per line")
+        candidates = set(self.library.blocks) | (set(REGISTRY) - set(JOINS))
+        raise SpecError(f"unknown op or block {callee!r}", head.name.span,
+                        expected="a primitive op or a block defined in this spec",
+                        hint=suggest(callee, candidates))
+
+    def call_op(self, op: str, head: ast.Head, args, kwargs, value: Value, scope: Scope,
+                label: str | None) -> Value:
+        try:
+            attrs = bind_op_args(REGISTRY[op], args, kwargs)
+        except ArgProblem as problem:
+            raise SpecError(str(problem), head.span, expected=REGISTRY[op].signature()) from None
+        if op == "identity":
+            return value
+        name = label if label is not None else scope.next_index()
+        return self.add_node(op, attrs, [value], scope, name, head.span, named=label is not None)
+
+    def add_node(self, op: str, attrs: dict, inputs: list, scope: Scope, name: str, span: Span,
+                 named: bool = True, branches=None) -> Value:
+        opdef = REGISTRY[op]
+        in_shapes = tuple(v.shape for v in inputs)
+        try:
+            shape = tuple(opdef.shape(attrs, in_shapes))
+        except ShapeProblem as problem:
+            notes = ()
+            if branches:
+                notes = tuple(self.branch_note(i, b) for i, b in enumerate(branches))
+            raise ShapeError(str(problem), span, notes=notes,
+                             expected=f"an input that {op} accepts (got {', '.join(map(_shape_text, in_shapes))})"
+                             if not branches else "branches that agree in shape") from None
+        if any(d <= 0 for d in shape):
+            raise ShapeError(f"{op} would produce an empty {_shape_text(shape)} tensor", span)
+        path = scope.join(name)
+        if path in self.graph or path in self.graph.graph["scopes"]:
+            if named:
+                raise SpecError(f"the name {path!r} is already used", span,
+                                hint="give this item another name")
+            path = self.unique(path)
+        if self.graph.number_of_nodes() >= MAX_NODES:
+            raise SpecError(f"the network has more than {MAX_NODES} ops", span)
+        self.graph.add_node(path, op=op, attrs=attrs, name=path, span=span, shape=shape,
+                            in_shapes=in_shapes, params=opdef.params(attrs, in_shapes, shape),
+                            buffers=opdef.buffers(attrs, in_shapes, shape),
+                            macs=opdef.macs(attrs, in_shapes, shape), aux=self.aux,
+                            order=self.graph.number_of_nodes())
+        for index, src in enumerate(inputs):
+            self.graph.add_edge(src.node, path, index=index)
+        return Value(path, shape)
+
+    def unique(self, path: str) -> str:
+        n = 1
+        while f"{path}_{n}" in self.graph or f"{path}_{n}" in self.graph.graph["scopes"]:
+            n += 1
+        return f"{path}_{n}"
+
+    def call_block(self, block: ast.BlockDef, head: ast.Head, args, kwargs, value: Value,
+                   scope: Scope, label: str | None) -> Value:
+        if block.name in self.block_stack:
+            cycle = " → ".join(self.block_stack[self.block_stack.index(block.name):] + [block.name])
+            raise SpecError(f"block {block.name!r} calls itself ({cycle})", head.span,
+                            hint="blocks cannot be recursive; use repeat for repetition")
+        if len(self.block_stack) >= MAX_BLOCK_DEPTH:
+            raise SpecError(f"blocks nest deeper than {MAX_BLOCK_DEPTH}", head.span)
+        global_env = self.global_env
+        bound = bind_arguments(f"block {block.name}", block.params, args, kwargs, head.span,
+                               Evaluator(global_env, value.shape))
+        name = label if label is not None else scope.next_index()
+        inner = self.named_scope(scope, name, head.span, "block", block.name)
+        self.block_stack.append(block.name)
+        try:
+            return self.items(block.body, value, global_env.child(bound), inner)
+        finally:
+            self.block_stack.pop()
+
+    # ---- groups ------------------------------------------------------------------------
+
+    def group(self, group: ast.Group, value: Value, env: Env, scope: Scope) -> Value:
+        label = None
+        if group.label is not None:
+            if not self.when_holds(group.label, env, value):
+                return value
+            label = self.label_name(group.label, env, value)
+        head = group.head
+        kind = self.name_text(head.name, env, value)
+        if kind in JOINS:
+            return self.join(group, kind, value, env, scope, label)
+        if not self.when_holds(head, env, value):
+            return value
+        if head.has_call:
+            raise SpecError(f"{kind!r} is a scope and takes no arguments", head.span,
+                            expected="add(...), concat(...) or mul(...) for a join, or name: for a scope")
+        if kind == "branch" and label is None:
+            return self.items(group.body, value, env.child(), scope)
+        if kind in ("branch", "seq"):
+            name = label if label is not None else scope.next_index()
+        else:
+            if label is not None:
+                raise SpecError(f"a scope ({kind!r}) cannot also be labelled {label!r}", group.span)
+            name = kind
+        inner = self.named_scope(scope, name, head.span, "scope", None)
+        return self.items(group.body, value, env.child(), inner)
+
+    def join(self, group: ast.Group, kind: str, value: Value, env: Env, scope: Scope,
+             label: str | None) -> Value:
+        head = group.head
+        ev = self.evaluator(env, value)
+        try:
+            attrs = bind_op_args(REGISTRY[kind], [ev(a) for a in head.args],
+                                 {k.name: ev(k.value) for k in head.kwargs})
+        except ArgProblem as problem:
+            raise SpecError(str(problem), head.span, expected=REGISTRY[kind].signature()) from None
+        inner = scope if label is None else self.named_scope(scope, label, group.span, "scope", None)
+        joined = self.when_holds(head, env, value)
+        split = attrs.get("split", False)
+        chunks = self.count_branches(group) if split else 0
+        branches: list = []
+        for index, (span, run) in enumerate(self.branch_thunks(group.body, env, inner)):
+            if not joined and branches:
+                break
+            branch_input = value
+            if split:
+                split_attrs = {"chunks": chunks, "index": index}
+                branch_input = self.add_node("channel_split", split_attrs, [value], inner,
+                                             f"split{index}", span, named=False)
+            branches.append((span, branch_input, run(branch_input)))
+        if not branches:
+            return value
+        if len(branches) == 1:
+            return branches[0][2]
+        outputs = [b[2] for b in branches]
+        return self.add_node(kind, attrs, outputs, inner, kind, head.span, named=False,
+                             branches=branches)
+
+    def branch_note(self, index: int, branch) -> str:
+        span, start, end = branch
+        where = f" (line {span.line})" if span else ""
+        if start.node == end.node:
+            return f"branch {index + 1}{where} passes its input through: {_shape_text(end.shape)}"
+        return f"branch {index + 1}{where} gives {_shape_text(end.shape)}"
+
+    def count_branches(self, group: ast.Group) -> int:
+        count = 0
+        for item in group.body:
+            if isinstance(item, ast.Line):
+                count += len(item.chains)
+            elif isinstance(item, ast.Group):
+                count += 1
+            elif not (isinstance(item, tuple) and item[0] == "let"):
+                raise SpecError("concat(split = true) needs its branches written out, one per line",
+                                item.span)
+        return count
+
+    def branch_thunks(self, items, env: Env, scope: Scope):
+        """Yield ``(span, run)`` per branch of a join body; ``run(value)`` elaborates it."""
+        for item in items:
+            if isinstance(item, tuple):
+                item = item[1]
+            if isinstance(item, ast.Let):
+                bind_target(item.target, Evaluator(env)(item.value), env)
+            elif isinstance(item, ast.Line):
+                for chain in item.chains:
+                    yield chain.span, (lambda v, c=chain: self.chain(c, v, env, scope))
+            elif isinstance(item, ast.Group):
+                yield item.span, (lambda v, g=item: self.group(g, v, env, scope))
+            elif isinstance(item, ast.If):
+                body = self.pick_if(item, None, env)
+                if body:
+                    yield from self.branch_thunks(body, env, scope)
+            elif isinstance(item, (ast.Repeat, ast.For)):
+                if item.label is not None:
+                    yield item.span, (lambda v, it=item: self.loop(it, v, env, scope))
+                else:
+                    for bindings in self.loop_bindings(item, env, None):
+                        yield from self.branch_thunks(item.body, bindings, scope)
+            else:
+                raise SpecError("an auxiliary output cannot be a branch of a join", item.span)
+
+    # ---- control flow --------------------------------------------------------------------
+
+    def pick_if(self, item: ast.If, value: Value | None, env: Env):
+        ev = Evaluator(env, value.shape if value else None)
+        for cond, body in item.branches:
+            if truth(ev(cond), cond.span):
+                return body
+        return item.orelse
+
+    def loop_bindings(self, item, env: Env, value: Value | None):
+        ev = Evaluator(env, value.shape if value else None)
+        if isinstance(item, ast.Repeat):
+            count = ev(item.count)
+            if isinstance(count, float) and count.is_integer():
+                count = int(count)
+            if not _is_int(count) or count < 0:
+                raise SpecError(f"a repeat count must be a non-negative integer, got {count!r}",
+                                item.count.span, expected="a non-negative integer",
+                                hint="use ceil(...) or int(...) to round a scaled depth")
+            for j in range(count):
+                yield env.child({item.var: j} if item.var else {})
+        else:
+            iterable = ev(item.iterable)
+            if not isinstance(iterable, (list, tuple)):
+                raise SpecError(f"cannot loop over {describe(iterable)}", item.iterable.span,
+                                expected="a list, a tuple or range(...)")
+            for element in iterable:
+                child = env.child()
+                bind_target(item.target, element, child)
+                yield child
+
+    def loop(self, item, value: Value, env: Env, scope: Scope) -> Value:
+        inner = scope
+        if item.label is not None:
+            if not self.when_holds(item.label, env, value):
+                return value
+            name = self.label_name(item.label, env, value)
+            inner = self.named_scope(scope, name, item.label.span, "scope", None)
+        for child in self.loop_bindings(item, env, value):
+            value = self.items(item.body, value, child, inner)
+        return value
+
+    def aux_branch(self, item: ast.Aux, value: Value, env: Env, scope: Scope) -> Value:
+        if not self.when_holds(item.head, env, value):
+            return value
+        if self.aux is not None:
+            raise SpecError("auxiliary outputs cannot nest", item.span)
+        name = self.label_name(item.head, env, value)
+        inner = self.named_scope(scope, name, item.head.span, "aux", None)
+        self.aux = ".".join(inner.path)
+        try:
+            out = self.items(item.body, value, env.child(), inner)
+        finally:
+            self.aux = None
+        if out.node == value.node:
+            raise SpecError(f"auxiliary output {name!r} has no ops", item.span)
+        self.aux_outputs[".".join(inner.path)] = out.node
+        return value
+
+
+def elaborate(module: ast.Module, path: str, variant: str | None = None,
+              overrides: dict | None = None) -> Architecture:
+    """Elaborate a parsed spec into an :class:`Architecture` (the IR and its metadata)."""
+    return Elaborator(module, path).run(variant, overrides or {})

@@ -1,0 +1,376 @@
+"""The spec expression language: a small, safe evaluator over the AST.
+
+Values are Python ints, floats, bools, strings, None, tuples/lists, and
+:class:`UserFunction` / :class:`Builtin` callables. Nothing here ever runs
+Python code from a spec; every operation is dispatched explicitly.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import operator
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import ast
+from .errors import SpecError, Span
+
+MAX_CALL_DEPTH = 200
+MAX_SEQUENCE = 1_000_000
+
+
+class Env:
+    """A lexical scope: names bound here, then in the parent."""
+
+    def __init__(self, parent: "Env | None" = None, values: dict | None = None):
+        self.parent = parent
+        self.values = dict(values or {})
+
+    def lookup(self, name: str):
+        env = self
+        while env is not None:
+            if name in env.values:
+                return env.values[name]
+            env = env.parent
+        raise KeyError(name)
+
+    def has(self, name: str) -> bool:
+        try:
+            self.lookup(name)
+            return True
+        except KeyError:
+            return False
+
+    def names(self) -> set[str]:
+        out, env = set(), self
+        while env is not None:
+            out |= set(env.values)
+            env = env.parent
+        return out
+
+    def child(self, values: dict | None = None) -> "Env":
+        return Env(self, values)
+
+
+@dataclass(frozen=True)
+class ShapeView:
+    """What ``in`` evaluates to: the incoming tensor's shape (batch excluded)."""
+
+    shape: tuple
+
+    def attribute(self, name: str):
+        if name == "shape":
+            return self.shape
+        if name in ("channels", "features"):
+            return self.shape[0]
+        if len(self.shape) == 3 and name in ("height", "width"):
+            return self.shape[1] if name == "height" else self.shape[2]
+        raise KeyError(name)
+
+    def __str__(self):
+        return "x".join(str(d) for d in self.shape)
+
+
+@dataclass(frozen=True)
+class UserFunction:
+    """A pure function written in the spec with ``fn``."""
+
+    definition: ast.FnDef
+    env: Env
+
+    def __str__(self):
+        return f"function {self.definition.name}"
+
+
+@dataclass(frozen=True)
+class Builtin:
+    name: str
+    fn: Callable
+    arity: tuple  # (min, max)
+
+    def __str__(self):
+        return f"builtin {self.name}"
+
+
+def describe(value) -> str:
+    """A short description of a value's type, for messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return "a tuple"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, (UserFunction, Builtin)):
+        return "a function"
+    if isinstance(value, ShapeView):
+        return "the input shape"
+    return type(value).__name__
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) or isinstance(v, bool)
+
+
+def _check_size(n: int) -> int:
+    if n > MAX_SEQUENCE:
+        raise ValueError(f"a sequence of {n} items is too long (limit {MAX_SEQUENCE})")
+    return n
+
+
+def _range(*args):
+    for a in args:
+        if not isinstance(a, int) or isinstance(a, bool):
+            raise TypeError(f"range() takes integers, got {describe(a)}")
+    r = range(*args)
+    _check_size(len(r))
+    return tuple(r)
+
+
+def _round(x, ndigits=None):
+    return round(x) if ndigits is None else round(x, ndigits)
+
+
+def _seq(fn):
+    def wrapped(*args):
+        return tuple(fn(*args))
+    return wrapped
+
+
+BUILTINS = {b.name: b for b in [
+    Builtin("int", int, (1, 1)), Builtin("float", float, (1, 1)), Builtin("bool", bool, (1, 1)),
+    Builtin("str", str, (1, 1)), Builtin("round", _round, (1, 2)),
+    Builtin("ceil", math.ceil, (1, 1)), Builtin("floor", math.floor, (1, 1)),
+    Builtin("abs", abs, (1, 1)), Builtin("min", min, (1, 99)), Builtin("max", max, (1, 99)),
+    Builtin("sum", sum, (1, 2)), Builtin("len", len, (1, 1)), Builtin("range", _range, (1, 3)),
+    Builtin("enumerate", _seq(enumerate), (1, 2)), Builtin("zip", _seq(zip), (1, 9)),
+    Builtin("list", list, (0, 1)), Builtin("tuple", tuple, (0, 1)),
+    Builtin("reversed", _seq(reversed), (1, 1)), Builtin("sorted", sorted, (1, 1)),
+    Builtin("any", any, (1, 1)), Builtin("all", all, (1, 1)),
+    Builtin("sqrt", math.sqrt, (1, 1)), Builtin("log", math.log, (1, 2)),
+]}
+
+_BINARY = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+    "//": operator.floordiv, "%": operator.mod, "**": operator.pow,
+}
+_COMPARE = {
+    "<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge,
+    "==": operator.eq, "!=": operator.ne,
+    "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
+}
+
+
+def truth(value, span: Span) -> bool:
+    if isinstance(value, (bool, int, float, str, tuple, list)) or value is None:
+        return bool(value)
+    raise SpecError(f"{describe(value)} cannot be used as a condition", span,
+                    expected="a boolean")
+
+
+def suggest(name: str, candidates) -> str | None:
+    close = difflib.get_close_matches(name, sorted(candidates), n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return None
+
+
+def bind_arguments(what: str, params: tuple, args: list, kwargs: dict, span: Span,
+                   default_eval: Callable[[Any], Any]) -> dict:
+    """Match positional and keyword arguments to ``params`` (a tuple of ast.Param)."""
+    names = [p.name for p in params]
+    if len(args) > len(params):
+        raise SpecError(f"{what} takes {len(params)} positional argument{'s' * (len(params) != 1)} "
+                        f"but {len(args)} were given", span,
+                        expected=f"({', '.join(names)})" if names else "no arguments")
+    bound = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key not in names:
+            raise SpecError(f"{what} has no parameter {key!r}", span,
+                            expected=f"one of: {', '.join(names)}" if names else "no arguments",
+                            hint=suggest(key, names))
+        if key in bound:
+            raise SpecError(f"{what} got two values for {key!r}", span)
+        bound[key] = value
+    for p in params:
+        if p.name not in bound:
+            if p.default is None:
+                raise SpecError(f"{what} is missing the argument {p.name!r}", span,
+                                expected=f"({', '.join(names)})")
+            bound[p.name] = default_eval(p.default)
+    return bound
+
+
+def bind_target(target: ast.Target, value, env: Env) -> None:
+    """Bind ``value`` to a name or unpack it into a tuple of targets."""
+    if target.name is not None:
+        env.values[target.name] = value
+        return
+    if not isinstance(value, (tuple, list)):
+        raise SpecError(f"cannot unpack {describe(value)} into {len(target.items)} names", target.span)
+    if len(value) != len(target.items):
+        raise SpecError(f"cannot unpack {len(value)} values into {len(target.items)} names",
+                        target.span, expected=f"{len(target.items)} values")
+    for t, v in zip(target.items, value):
+        bind_target(t, v, env)
+
+
+class Evaluator:
+    """Evaluates expressions in an :class:`Env`; ``in_shape`` is what ``in`` reads."""
+
+    def __init__(self, env: Env, in_shape: tuple | None = None, depth: int = 0):
+        self.env = env
+        self.in_shape = in_shape
+        self.depth = depth
+
+    def __call__(self, node):
+        method = getattr(self, "_" + type(node).__name__)
+        return method(node)
+
+    def _Const(self, node: ast.Const):
+        return node.value
+
+    def _Name(self, node: ast.Name):
+        try:
+            return self.env.lookup(node.id)
+        except KeyError:
+            if node.id in BUILTINS:
+                return BUILTINS[node.id]
+            raise SpecError(f"undefined name {node.id!r}", node.span,
+                            hint=suggest(node.id, self.env.names() | set(BUILTINS))) from None
+
+    def _InShape(self, node: ast.InShape):
+        if self.in_shape is None:
+            raise SpecError("'in' (the input shape) is only defined inside the network", node.span)
+        return ShapeView(tuple(self.in_shape))
+
+    def _ListExpr(self, node: ast.ListExpr):
+        items = [self(i) for i in node.items]
+        return tuple(items) if node.is_tuple else items
+
+    def _BinOp(self, node: ast.BinOp):
+        left, right = self(node.left), self(node.right)
+        op = node.op
+        try:
+            if op in ("*",) and isinstance(left, (list, tuple, str)) and isinstance(right, int):
+                _check_size(len(left) * max(right, 0))
+            if op in ("*",) and isinstance(right, (list, tuple, str)) and isinstance(left, int):
+                _check_size(len(right) * max(left, 0))
+            if op == "**" and isinstance(right, (int, float)) and abs(right) > 1000:
+                raise ValueError("exponent too large")
+            if op == "+" and type(left) is not type(right) and not (_is_number(left) and _is_number(right)):
+                raise TypeError()
+            if op in ("-", "/", "//", "%", "**") and not (_is_number(left) and _is_number(right)):
+                raise TypeError()
+            return _BINARY[op](left, right)
+        except ZeroDivisionError:
+            raise SpecError("division by zero", node.span,
+                            notes=(f"the right-hand side of {op!r} evaluated to 0",)) from None
+        except (TypeError, ValueError, OverflowError) as err:
+            detail = str(err) or f"cannot apply {op!r} to {describe(left)} and {describe(right)}"
+            raise SpecError(detail, node.span) from None
+
+    def _UnaryOp(self, node: ast.UnaryOp):
+        value = self(node.operand)
+        if node.op == "not":
+            return not truth(value, node.operand.span)
+        if not _is_number(value):
+            raise SpecError(f"cannot apply unary {node.op!r} to {describe(value)}", node.span,
+                            expected="a number")
+        return -value if node.op == "-" else +value
+
+    def _BoolOp(self, node: ast.BoolOp):
+        left = self(node.left)
+        if node.op == "and":
+            return self(node.right) if truth(left, node.left.span) else left
+        return left if truth(left, node.left.span) else self(node.right)
+
+    def _Compare(self, node: ast.Compare):
+        left = self(node.left)
+        for op, right_node in zip(node.ops, node.rights):
+            right = self(right_node)
+            try:
+                if not _COMPARE[op](left, right):
+                    return False
+            except TypeError:
+                raise SpecError(f"cannot compare {describe(left)} and {describe(right)} with {op!r}",
+                                node.span) from None
+            left = right
+        return True
+
+    def _CondExpr(self, node: ast.CondExpr):
+        return self(node.then) if truth(self(node.cond), node.cond.span) else self(node.other)
+
+    def _Index(self, node: ast.Index):
+        value = self(node.value)
+        if isinstance(node.index, ast.Slice):
+            lo = self(node.index.lower) if node.index.lower is not None else None
+            hi = self(node.index.upper) if node.index.upper is not None else None
+            if not isinstance(value, (list, tuple, str)):
+                raise SpecError(f"cannot slice {describe(value)}", node.span)
+            return value[lo:hi]
+        index = self(node.index)
+        if isinstance(value, ShapeView):
+            value = value.shape
+        if not isinstance(value, (list, tuple, str)):
+            raise SpecError(f"cannot index {describe(value)}", node.span, expected="a list or tuple")
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise SpecError(f"an index must be an integer, not {describe(index)}", node.index.span)
+        if not -len(value) <= index < len(value):
+            raise SpecError(f"index {index} is out of range for a sequence of {len(value)} items",
+                            node.index.span, expected=f"an index in 0..{len(value) - 1}")
+        return value[index]
+
+    def _Slice(self, node: ast.Slice):
+        raise SpecError("a slice is only allowed inside [ ]", node.span)
+
+    def _Attr(self, node: ast.Attr):
+        value = self(node.value)
+        if isinstance(value, ShapeView):
+            try:
+                return value.attribute(node.attr)
+            except KeyError:
+                raise SpecError(f"the input shape has no {node.attr!r}", node.span,
+                                expected="channels, height, width or shape") from None
+        raise SpecError(f"{describe(value)} has no attribute {node.attr!r}", node.span)
+
+    def _Call(self, node: ast.Call):
+        func = self(node.func)
+        args = [self(a) for a in node.args]
+        kwargs = {k.name: self(k.value) for k in node.kwargs}
+        return self.call(func, args, kwargs, node.span)
+
+    def call(self, func, args, kwargs, span: Span):
+        if isinstance(func, Builtin):
+            low, high = func.arity
+            if kwargs:
+                raise SpecError(f"{func.name}() takes no keyword arguments", span)
+            if not low <= len(args) <= high:
+                want = f"{low}" if low == high else f"{low} to {high}"
+                raise SpecError(f"{func.name}() takes {want} argument{'s' * (high != 1)}, "
+                                f"got {len(args)}", span)
+            try:
+                return func.fn(*args)
+            except (TypeError, ValueError, OverflowError, ZeroDivisionError) as err:
+                raise SpecError(f"{func.name}(): {err}", span) from None
+        if isinstance(func, UserFunction):
+            if self.depth >= MAX_CALL_DEPTH:
+                raise SpecError(f"too many nested calls of {func.definition.name} "
+                                f"(limit {MAX_CALL_DEPTH}); is it recursive?", span)
+            d = func.definition
+            bound = bind_arguments(f"{d.name}()", d.params, args, kwargs, span,
+                                   Evaluator(func.env, self.in_shape, self.depth + 1))
+            env = func.env.child(bound)
+            inner = Evaluator(env, self.in_shape, self.depth + 1)
+            for let in d.lets:
+                bind_target(let.target, inner(let.value), env)
+            return inner(d.result)
+        raise SpecError(f"{describe(func)} is not callable", span)
