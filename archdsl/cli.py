@@ -1,0 +1,60 @@
+"""The ``archdsl`` command line: a thin layer over the Python API.
+
+Each subcommand lives in ``archdsl/commands/<name>.py`` and exposes
+``register(subparsers)``. Errors print to stderr and exit 1 (2 for bad usage);
+``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import __version__, commands
+from .errors import ArchError
+
+ORDER = ["compile", "check", "list", "summary", "render", "compare", "scale", "train", "eval"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="archdsl",
+        description="Write convolutional networks as .arch specs; compile, inspect, scale and train them.",
+        epilog="SPEC is a .arch file or a bundled model name (see `archdsl list`). "
+               "`archdsl COMMAND --help` describes each command.")
+    parser.add_argument("--version", action="version", version=f"archdsl {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    names = [m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
+    for name in sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n)):
+        importlib.import_module(f"{commands.__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except ArchError as err:
+        if args.debug:
+            raise
+        print(err.format(), file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

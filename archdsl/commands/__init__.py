@@ -1,0 +1,1 @@
+"""One module per ``archdsl`` subcommand; each exposes ``register(subparsers)``."""

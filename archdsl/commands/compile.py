@@ -1,0 +1,74 @@
+"""``archdsl compile``: elaborate a spec, build the PyTorch module, report its size."""
+
+from __future__ import annotations
+
+from ._shared import add_spec_arguments, load_from_args, print_json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("compile", help="compile a spec to a PyTorch module and report it",
+                              description="Parse, elaborate and compile SPEC to a torch.nn.Module; "
+                                          "print its name, input and output shapes and parameter count.")
+    add_spec_arguments(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--emit", choices=["ast", "ir", "code"],
+                   help="print a pipeline stage instead: the AST, the IR graph, or the generated forward()")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.emit == "ast":
+        from ..api import parse_spec
+        module, _, _ = parse_spec(args.spec)
+        print(_format_ast(module))
+        return 0
+    arch = load_from_args(args)
+    if args.emit == "ir":
+        for node, data in arch.ops():
+            ins = ", ".join(x for x in ("x".join(map(str, s)) for s in data["in_shapes"]))
+            out = "x".join(map(str, data["shape"]))
+            attrs = ", ".join(f"{k}={v}" for k, v in data["attrs"].items())
+            print(f"{data['name']:<40} {data['op']}({attrs})  {ins} -> {out}")
+        return 0
+    module = arch.to_torch()
+    if args.emit == "code":
+        print(module.code)
+        return 0
+    report = arch.report()
+    report["params"] = sum(p.numel() for p in module.parameters())
+    if args.json:
+        print_json(report)
+    else:
+        shape = lambda s: " x ".join(map(str, s))  # noqa: E731
+        print(f"{report['name']}  ({arch.source})")
+        print(f"  input   {shape(report['input_shape'])}")
+        print(f"  output  {shape(report['output_shape'])}")
+        print(f"  params  {report['params']:,}")
+        print(f"  MACs    {report['macs'] / 1e9:.3f} G (convs and linears, torchvision convention)")
+        if arch.aux_outputs:
+            print(f"  aux     {', '.join(sorted(arch.aux_outputs))} (training mode only)")
+    return 0
+
+
+def _format_ast(node, indent: int = 0) -> str:
+    import dataclasses
+
+    pad = "  " * indent
+    if dataclasses.is_dataclass(node):
+        fields = [f for f in dataclasses.fields(node) if f.name != "span"]
+        simple = all(not dataclasses.is_dataclass(getattr(node, f.name))
+                     and not isinstance(getattr(node, f.name), tuple) for f in fields)
+        if simple:
+            inner = ", ".join(f"{f.name}={getattr(node, f.name)!r}" for f in fields)
+            return f"{pad}{type(node).__name__}({inner})"
+        lines = [f"{pad}{type(node).__name__}"]
+        for f in fields:
+            value = getattr(node, f.name)
+            if value is None or value == ():
+                continue
+            lines.append(f"{pad}  {f.name}:")
+            lines.append(_format_ast(value, indent + 2))
+        return "\n".join(lines)
+    if isinstance(node, tuple):
+        return "\n".join(_format_ast(v, indent) for v in node)
+    return f"{pad}{node!r}"

@@ -1,0 +1,38 @@
+"""``archdsl list``: the bundled model names, with family and parameter count."""
+
+from __future__ import annotations
+
+from ._shared import print_json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("list", help="list the bundled models",
+                              description="List every bundled model name with its family, "
+                                          "spec file and parameter count.")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--names", action="store_true", help="print only the names, one per line")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..api import load
+    from ..zoo import entries
+
+    table = entries()
+    if args.names:
+        print("\n".join(sorted(table)))
+        return 0
+    rows = []
+    for name in sorted(table, key=lambda n: (table[n].family, n)):
+        entry = table[name]
+        arch = load(str(entry.path), entry.variant)
+        rows.append({"name": name, "family": entry.family, "spec": entry.path.name,
+                     "params": arch.parameter_count(), "input_shape": list(arch.input_shape)})
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"{'name':<24} {'family':<16} {'spec':<22} {'params':>13}  input")
+    for r in rows:
+        print(f"{r['name']:<24} {r['family']:<16} {r['spec']:<22} {r['params']:>13,}  "
+              f"{'x'.join(map(str, r['input_shape']))}")
+    return 0
