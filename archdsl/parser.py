@@ -152,6 +152,8 @@ class AstBuilder(Transformer):
     def suite(self, items):
         return tuple(items)
 
+    indented = suite
+
     @v_args(meta=True)
     def line(self, meta, chains):
         return ast.Line(self._span(meta), tuple(chains))
