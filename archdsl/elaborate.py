@@ -471,6 +471,14 @@ class Elaborator:
 
     # ---- control flow --------------------------------------------------------------------
 
+    @staticmethod
+    def single_call(body) -> ast.Head | None:
+        if len(body) == 1 and isinstance(body[0], ast.Line) and len(body[0].chains) == 1:
+            chain = body[0].chains[0]
+            if chain.label is None and len(chain.heads) == 1:
+                return chain.heads[0]
+        return None
+
     def pick_if(self, item: ast.If, value: Value | None, env: Env):
         ev = Evaluator(env, value.shape if value else None)
         for cond, body in item.branches:
@@ -517,15 +525,19 @@ class Elaborator:
         if self.aux is not None:
             raise SpecError("auxiliary outputs cannot nest", item.span)
         name = self.label_name(item.head, env, value)
-        inner = self.named_scope(scope, name, item.head.span, "aux", None)
-        self.aux = ".".join(inner.path)
+        self.aux = scope.join(name)
         try:
-            out = self.items(item.body, value, env.child(), inner)
+            single = self.single_call(item.body)
+            if single is not None:  # `aux aux1: head_block()` names the block's scope aux1
+                out = self.call(single, value, env.child(), scope, name)
+            else:
+                inner = self.named_scope(scope, name, item.head.span, "aux", None)
+                out = self.items(item.body, value, env.child(), inner)
         finally:
             self.aux = None
         if out.node == value.node:
             raise SpecError(f"auxiliary output {name!r} has no ops", item.span)
-        self.aux_outputs[".".join(inner.path)] = out.node
+        self.aux_outputs[scope.join(name)] = out.node
         return value
 
 
