@@ -1,0 +1,44 @@
+"""The reference implementations every bundled name is checked against.
+
+Each entry: bundled name → (constructor of the oracle model, small test input side).
+Oracles are torchvision (or timm) models; the compiler never uses them.
+"""
+
+from __future__ import annotations
+
+
+def _tv(name, **kwargs):
+    def make():
+        import torchvision
+        return torchvision.models.get_model(name, **kwargs)
+    return make
+
+
+def _timm(name):
+    def make():
+        import timm
+        return timm.create_model(name, pretrained=False)
+    return make
+
+
+ORACLES: dict = {}
+for _name in ["alexnet"] + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]:
+    ORACLES[_name] = (_tv(_name), 64)
+for _name in ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
+              "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"]:
+    ORACLES[_name] = (_tv(_name), 64)
+ORACLES["googlenet"] = (_tv("googlenet", init_weights=True), 64)
+ORACLES["inception_v3"] = (_tv("inception_v3", init_weights=True), 75)
+for _name in ["squeezenet1_0", "squeezenet1_1", "densenet121", "densenet161", "densenet169",
+              "densenet201", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5",
+              "shufflenet_v2_x2_0", "mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3",
+              "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]:
+    ORACLES[_name] = (_tv(_name), 64)
+for _b in range(8):
+    ORACLES[f"efficientnet_b{_b}"] = (_tv(f"efficientnet_b{_b}"), 64)
+for _size in ("s", "m", "l"):
+    ORACLES[f"efficientnet_v2_{_size}"] = (_tv(f"efficientnet_v2_{_size}"), 64)
+ORACLES["xception"] = (_timm("legacy_xception"), 64)
+
+# Names whose spec input side is a `resolution` parameter (the rest are fixed at 224).
+FIXED_INPUT = {"alexnet", "googlenet"} | {n for n in ORACLES if n.startswith(("vgg", "res", "wide"))}

@@ -1,0 +1,40 @@
+"""Golden tests: every bundled network equals its oracle in parameters and in outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import archdsl
+from conftest import max_abs_diff
+from oracles import FIXED_INPUT, ORACLES
+
+NAMES = sorted(ORACLES)
+
+
+def test_every_oracle_name_is_bundled():
+    assert set(ORACLES) <= set(archdsl.list_models())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_parameter_count_equals_oracle(name):
+    make, _ = ORACLES[name]
+    with torch.device("meta"):
+        oracle = make()
+    expected = sum(p.numel() for p in oracle.parameters())
+    assert archdsl.load(name).parameter_count() == expected
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_outputs_equal_oracle_with_its_weights(name):
+    make, side = ORACLES[name]
+    oracle = make().eval()
+    small = {} if name in FIXED_INPUT else {"resolution": side}
+    model = archdsl.build(name, weights=oracle.state_dict(), **small).eval()
+    assert set(model.state_dict()) == set(oracle.state_dict())
+    x = torch.randn(2, 3, side, side)
+    with torch.no_grad():
+        expected = oracle(x)
+        assert max_abs_diff(model(x), expected) <= 1e-5
+        channels_last = x.contiguous(memory_format=torch.channels_last)
+        assert max_abs_diff(model(channels_last), expected) <= 1e-5
