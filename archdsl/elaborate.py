@@ -300,14 +300,28 @@ class Elaborator:
 
     def call_op(self, op: str, head: ast.Head, args, kwargs, value: Value, scope: Scope,
                 label: str | None) -> Value:
-        try:
-            attrs = bind_op_args(REGISTRY[op], args, kwargs)
-        except ArgProblem as problem:
-            raise SpecError(str(problem), head.span, expected=REGISTRY[op].signature()) from None
+        attrs = self.bind_args(op, head, args, kwargs)
         if op == "identity":
             return value
         name = label if label is not None else scope.next_index()
         return self.add_node(op, attrs, [value], scope, name, head.span, named=label is not None)
+
+    def bind_args(self, op: str, head: ast.Head, args, kwargs) -> dict:
+        """Validate an op's arguments; errors point at the offending argument."""
+        try:
+            return bind_op_args(REGISTRY[op], args, kwargs)
+        except ArgProblem as problem:
+            span = head.span
+            names = [a.name for a in REGISTRY[op].args]
+            for kw in head.kwargs:
+                if kw.name == problem.arg:
+                    span = kw.span if problem.arg not in kwargs or kw.name not in names else kw.value.span
+            if isinstance(problem.arg, int) and problem.arg < len(head.args):
+                span = head.args[problem.arg].span
+            elif problem.arg in names and names.index(problem.arg) < len(head.args) \
+                    and problem.arg not in [kw.name for kw in head.kwargs]:
+                span = head.args[names.index(problem.arg)].span
+            raise SpecError(str(problem), span, expected=REGISTRY[op].signature()) from None
 
     def add_node(self, op: str, attrs: dict, inputs: list, scope: Scope, name: str, span: Span,
                  named: bool = True, branches=None) -> Value:
@@ -398,11 +412,8 @@ class Elaborator:
              label: str | None) -> Value:
         head = group.head
         ev = self.evaluator(env, value)
-        try:
-            attrs = bind_op_args(REGISTRY[kind], [ev(a) for a in head.args],
-                                 {k.name: ev(k.value) for k in head.kwargs})
-        except ArgProblem as problem:
-            raise SpecError(str(problem), head.span, expected=REGISTRY[kind].signature()) from None
+        attrs = self.bind_args(kind, head, [ev(a) for a in head.args],
+                               {k.name: ev(k.value) for k in head.kwargs})
         inner = scope if label is None else self.named_scope(scope, label, group.span, "scope", None)
         joined = self.when_holds(head, env, value)
         split = attrs.get("split", False)

@@ -17,7 +17,11 @@ from .expr import describe
 
 
 class ArgProblem(Exception):
-    """An argument value is invalid; the elaborator adds the span."""
+    """An argument value is invalid; the elaborator adds the span of ``arg`` (a name or index)."""
+
+    def __init__(self, message: str, arg=None):
+        super().__init__(message)
+        self.arg = arg
 
 
 class ShapeProblem(Exception):
@@ -55,6 +59,13 @@ def _is_int(v) -> bool:
 
 
 def _check(arg: Arg, value):
+    try:
+        return _check_kind(arg, value)
+    except ArgProblem as problem:
+        raise ArgProblem(str(problem), arg.name) from None
+
+
+def _check_kind(arg: Arg, value):
     kind = arg.kind
     if kind in ("positive_int", "nonneg_int"):
         if isinstance(value, float) and value.is_integer():
@@ -127,14 +138,15 @@ def register(op: OpDef) -> OpDef:
 def bind_op_args(op: OpDef, args: list, kwargs: dict) -> dict:
     """Validate and normalise call arguments into the op's attribute dict."""
     if len(args) > len(op.args):
-        raise ArgProblem(f"{op.name} takes at most {len(op.args)} positional arguments, got {len(args)}")
+        raise ArgProblem(f"{op.name} takes at most {len(op.args)} positional arguments, "
+                         f"got {len(args)}", len(op.args))
     bound = dict(zip((a.name for a in op.args), args))
     names = [a.name for a in op.args]
     for key, value in kwargs.items():
         if key not in names:
-            raise ArgProblem(f"{op.name} has no argument {key!r}")
+            raise ArgProblem(f"{op.name} has no argument {key!r}", key)
         if key in bound:
-            raise ArgProblem(f"{op.name} got two values for {key!r}")
+            raise ArgProblem(f"{op.name} got two values for {key!r}", key)
         bound[key] = value
     attrs = {}
     for arg in op.args:

@@ -31,7 +31,7 @@ def _parser() -> Lark:
 
 
 _TERMINAL_NAMES = {
-    "NAME": "a name", "INTERP": "a name", "NUMBER": "a number", "STRING": "a string",
+    "NAME": "name", "INTERP": "name", "NUMBER": "a number", "STRING": "a string",
     "_NL": "end of line", "_INDENT": "an indented block", "_DEDENT": "end of the indented block",
     "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "COLON": "':'", "COMMA": "','",
     "SEMICOLON": "';'", "EQUAL": "'='", "$END": "end of file",
@@ -50,11 +50,20 @@ def _describe_terminal(name: str) -> str:
     return name.lower()
 
 
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "PERCENT", "__ANON_0", "DOUBLESTAR", "LESSTHAN",
+              "MORETHAN", "IF", "OR", "AND", "IN", "NOT", "DOT", "LPAR", "LSQB"}
+
+
 def _expected_text(names) -> str:
-    described = sorted({_describe_terminal(n) for n in names})
+    names = set(names)
+    operators = {n for n in names if n in _OPERATORS or _describe_terminal(n).strip("'") in
+                 ("==", "!=", "<=", ">=", "//", "**", "->")}
+    described = sorted({_describe_terminal(n) for n in names - operators})
+    if operators:
+        described.append("an operator")
     if len(described) > 8:
         described = described[:8] + ["…"]
-    return ", ".join(described)
+    return ", ".join(described) if len(described) < 2 else ", ".join(described[:-1]) + " or " + described[-1]
 
 
 class AstBuilder(Transformer):
@@ -357,8 +366,19 @@ def _syntax_error(err: UnexpectedInput, source: Source, line_offset: int, column
         elif token.type == "_INDENT":
             message = "unexpected indentation"
         else:
-            message = f"unexpected {_describe_terminal(token.type)} {str(token)!r}" \
+            message = f"unexpected {_describe_terminal(token.type).removeprefix('a ')} {str(token)!r}" \
                 if token.type in ("NAME", "NUMBER", "STRING", "INTERP") else f"unexpected {str(token)!r}"
+        if token.type in ("_INDENT", "_DEDENT") and token.end_line:
+            line, column = token.end_line + line_offset, token.end_column
+        if token.type == "_INDENT":
+            expected = "the indentation of the line above (only a line ending in ':' opens a block)"
+        lines = source.text.splitlines()
+        if token.type in ("_DEDENT", "$END") and line > len(lines):
+            message = "unexpected end of file"
+            line = max(1, len(lines))
+            while line > 1 and not lines[line - 1].strip():
+                line -= 1
+            column = len(lines[line - 1].rstrip()) + 1 if lines else 1
         end = column + max(1, len(str(token))) if token.type not in ("_NL", "$END", "_DEDENT", "_INDENT") else None
         return SpecSyntaxError(message, Span(source, line, column, end), expected=expected)
     if isinstance(err, UnexpectedCharacters):
