@@ -254,7 +254,8 @@ class Elaborator:
                 value = self.call(head, value, env, inner, None)
             return value
         for head in chain.heads:
-            value = self.call(head, value, env, scope, label)
+            value = self.call(head, value, env, scope, label,
+                              chain.label.span if chain.label is not None else None)
         return value
 
     def named_scope(self, scope: Scope, name: str, span: Span, kind: str, block: str | None) -> Scope:
@@ -275,7 +276,8 @@ class Elaborator:
             name = env.lookup(name)
         return name
 
-    def call(self, head: ast.Head, value: Value, env: Env, scope: Scope, label: str | None) -> Value:
+    def call(self, head: ast.Head, value: Value, env: Env, scope: Scope, label: str | None,
+             label_span: Span | None = None) -> Value:
         if not self.when_holds(head, env, value):
             return value
         callee = self.resolve_callee(head, env, value)
@@ -287,9 +289,10 @@ class Elaborator:
                 raise SpecError(f"argument {kw.name!r} is given twice", kw.span)
             kwargs[kw.name] = ev(kw.value)
         if callee in self.library.blocks:
-            return self.call_block(self.library.blocks[callee], head, args, kwargs, value, scope, label)
+            return self.call_block(self.library.blocks[callee], head, args, kwargs, value, scope, label,
+                                   label_span or head.span)
         if callee in REGISTRY and callee not in JOINS:
-            return self.call_op(callee, head, args, kwargs, value, scope, label)
+            return self.call_op(callee, head, args, kwargs, value, scope, label, label_span or head.span)
         if callee in JOINS:
             raise SpecError(f"{callee} joins branches; write it as a group", head.span,
                             expected=f"{callee}: followed by an indented branch per line")
@@ -299,12 +302,13 @@ class Elaborator:
                         hint=suggest(callee, candidates))
 
     def call_op(self, op: str, head: ast.Head, args, kwargs, value: Value, scope: Scope,
-                label: str | None) -> Value:
+                label: str | None, name_span: Span) -> Value:
         attrs = self.bind_args(op, head, args, kwargs)
         if op == "identity":
             return value
         name = label if label is not None else scope.next_index()
-        return self.add_node(op, attrs, [value], scope, name, head.span, named=label is not None)
+        return self.add_node(op, attrs, [value], scope, name, head.span, named=label is not None,
+                             name_span=name_span)
 
     def bind_args(self, op: str, head: ast.Head, args, kwargs) -> dict:
         """Validate an op's arguments; errors point at the offending argument."""
@@ -324,7 +328,7 @@ class Elaborator:
             raise SpecError(str(problem), span, expected=REGISTRY[op].signature()) from None
 
     def add_node(self, op: str, attrs: dict, inputs: list, scope: Scope, name: str, span: Span,
-                 named: bool = True, branches=None) -> Value:
+                 named: bool = True, branches=None, name_span: Span | None = None) -> Value:
         opdef = REGISTRY[op]
         in_shapes = tuple(v.shape for v in inputs)
         try:
@@ -341,7 +345,7 @@ class Elaborator:
         path = scope.join(name)
         if path in self.graph or path in self.graph.graph["scopes"]:
             if named:
-                raise SpecError(f"the name {path!r} is already used", span,
+                raise SpecError(f"the name {path!r} is already used", name_span or span,
                                 hint="give this item another name")
             path = self.unique(path)
         if self.graph.number_of_nodes() >= MAX_NODES:
@@ -362,7 +366,7 @@ class Elaborator:
         return f"{path}_{n}"
 
     def call_block(self, block: ast.BlockDef, head: ast.Head, args, kwargs, value: Value,
-                   scope: Scope, label: str | None) -> Value:
+                   scope: Scope, label: str | None, name_span: Span) -> Value:
         if block.name in self.block_stack:
             cycle = " → ".join(self.block_stack[self.block_stack.index(block.name):] + [block.name])
             raise SpecError(f"block {block.name!r} calls itself ({cycle})", head.span,
@@ -373,7 +377,7 @@ class Elaborator:
         bound = bind_arguments(f"block {block.name}", block.params, args, kwargs, head.span,
                                Evaluator(global_env, value.shape))
         name = label if label is not None else scope.next_index()
-        inner = self.named_scope(scope, name, head.span, "block", block.name)
+        inner = self.named_scope(scope, name, name_span, "block", block.name)
         self.block_stack.append(block.name)
         try:
             return self.items(block.body, value, global_env.child(bound), inner)

@@ -1,0 +1,230 @@
+"""Per-layer summary of an elaborated network: shapes, parameters, MACs, memory.
+
+Everything here reads the IR only (``archdsl.ops`` already counted each op's
+parameters and MACs at elaboration), so summarising EfficientNet-B7 allocates
+no weights and never imports torch.
+
+MACs follow torchvision's ``_ops`` convention: multiply-accumulates of
+convolutions and linear layers only, auxiliary heads excluded (they run only
+in training mode). Many papers and tools (Darknet, Ultralytics) print
+FLOPs = 2 × MACs instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .errors import SpecError
+from .ops import label_of
+
+CONVENTION = ("MACs = multiply-accumulates of convolutions and linear layers, one image, "
+              "auxiliary heads excluded (torchvision's _ops convention; FLOPs elsewhere are often 2 x MACs)")
+BYTES_PER_ELEMENT = 4  # float32
+
+
+# ---- loading at another input size ---------------------------------------------------
+
+def parse_input(text: str) -> tuple:
+    """``"3x224x224"`` → ``(3, 224, 224)``; ``"320"`` and ``"240x320"`` keep the spec's channels."""
+    parts = text.lower().replace("×", "x").replace(",", "x").split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        dims = ()
+    if not 1 <= len(dims) <= 3 or any(d <= 0 for d in dims):
+        raise SpecError(f"--input expects CxHxW, HxW or a side in pixels (e.g. 3x224x224), got {text!r}")
+    return (dims[0], dims[0]) if len(dims) == 1 else dims
+
+
+def load_with_input(spec: str, variant: str | None = None, input_shape: tuple | None = None,
+                    **params):
+    """Like :func:`archdsl.load`, elaborated at ``input_shape`` instead of the spec's own input.
+
+    ``input_shape`` is ``(C, H, W)``, or ``(H, W)`` to keep the spec's channels.
+    A spec that declares a ``resolution`` parameter gets it set too (square
+    inputs), so everything the spec derives from it stays consistent; any
+    other spec simply sees a different input, since shapes flow from it.
+    """
+    from .api import load, parse_spec
+    from .elaborate import Elaborator
+
+    if input_shape is None:
+        return load(spec, variant, **params)
+    module, path, implied = parse_spec(spec)
+    height, width = input_shape[-2:]
+    if height == width and "resolution" not in params and any(p.name == "resolution" for p in module.params):
+        params = {**params, "resolution": height}
+    requested = tuple(input_shape)
+
+    class _AtInput(Elaborator):
+        # The elaborator has no input-shape override yet; only the declared shape is replaced.
+        def input_shape(self, env):
+            declared = super().input_shape(env)
+            return requested if len(requested) == 3 else (declared[0], *requested)
+
+    return _AtInput(module, path).run(variant or implied, params)
+
+
+# ---- scopes -----------------------------------------------------------------------------
+
+def scope_chain(name: str, scopes: dict) -> list[str]:
+    """The scopes enclosing op ``name``, outermost first (``layer1``, ``layer1.0``)."""
+    parts = name.split(".")
+    prefixes = (".".join(parts[:i]) for i in range(1, len(parts)))
+    return [p for p in prefixes if p in scopes]
+
+
+def group_at(name: str, scopes: dict, depth: int | None) -> str:
+    """The row an op belongs to at ``depth``: its enclosing scope of that depth, or itself."""
+    if depth is None:
+        return name
+    chain = scope_chain(name, scopes)
+    deep = [s for s in chain if s.count(".") + 1 == depth]
+    return deep[0] if deep else name
+
+
+def describe_scope(path: str, scopes: dict) -> str:
+    """What a scope is: its block's name, ``n × block`` for a stage of equal blocks, or ``group``."""
+    info = scopes[path]
+    if info["kind"] == "block":
+        return info["block"]
+    children = [k for k in scopes if k.startswith(path + ".") and "." not in k[len(path) + 1:]]
+    blocks = {scopes[k]["block"] for k in children}
+    if children and len(blocks) == 1 and None not in blocks:
+        return f"{len(children)} × {blocks.pop()}"
+    return "aux head" if info["kind"] == "aux" else "group"
+
+
+# ---- the summary ------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    """One line of the table: an op, or a scope collapsed at the chosen depth."""
+    name: str
+    op: str
+    shape: tuple
+    params: int
+    macs: int
+    ops: int = 1
+    aux: bool = False
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "op": self.op, "shape": list(self.shape), "params": self.params,
+                "macs": self.macs, "ops": self.ops, "aux": self.aux}
+
+
+@dataclass
+class Summary:
+    """The per-layer table and the totals; ``str()`` gives the printed table."""
+    name: str
+    source: str
+    input_shape: tuple
+    output_shape: tuple
+    depth: int | None
+    rows: list = field(default_factory=list)
+    totals: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "source": self.source, "input_shape": list(self.input_shape),
+                "output_shape": list(self.output_shape), "depth": self.depth,
+                "convention": CONVENTION, "rows": [r.to_dict() for r in self.rows],
+                "totals": dict(self.totals)}
+
+    def __str__(self) -> str:
+        return format_summary(self)
+
+    __repr__ = __str__
+
+
+def summarize(arch, depth: int | None = None) -> Summary:
+    """Build the :class:`Summary` of an :class:`~archdsl.ir.Architecture`.
+
+    ``depth=None`` gives one row per op; ``depth=N`` one row per scope N levels
+    deep (e.g. ``layer1`` at 1, ``layer1.0`` at 2), ops outside such scopes
+    keeping their own rows.
+    """
+    if depth is not None and depth < 1:
+        raise SpecError(f"depth must be at least 1, got {depth}")
+    scopes = arch.graph.graph.get("scopes", {})
+    rows: list[Row] = []
+    current = None
+    for _, data in arch.ops():
+        key = group_at(data["name"], scopes, depth)
+        aux = bool(data.get("aux"))
+        if rows and key == current:
+            row = rows[-1]
+            row.shape, row.params, row.macs = data["shape"], row.params + data["params"], row.macs + data["macs"]
+            row.ops += 1
+            continue
+        current = key
+        op = describe_scope(key, scopes) if key != data["name"] else label_of(data["op"], data["attrs"])
+        rows.append(Row(key, op, tuple(data["shape"]), data["params"], data["macs"], 1, aux))
+    return Summary(arch.name, arch.source, tuple(arch.input_shape), tuple(arch.output_shape), depth,
+                   rows, totals(arch))
+
+
+def totals(arch) -> dict:
+    """Network totals: parameters, buffers, MACs and float32 memory for one image."""
+    params = arch.parameter_count()
+    buffers = arch.buffer_count()
+    activations = sum(math.prod(d["shape"]) for _, d in arch.ops(include_aux=False))
+    out = {
+        "params": params,
+        "trainable_params": params,
+        "buffers": buffers,
+        "macs": arch.macs(),
+        "activation_bytes": activations * BYTES_PER_ELEMENT,
+        "param_bytes": params * BYTES_PER_ELEMENT,
+        "buffer_bytes": buffers * BYTES_PER_ELEMENT,
+        "ops": sum(1 for _ in arch.ops()),
+    }
+    if arch.aux_outputs:
+        out["params_without_aux"] = arch.parameter_count(include_aux=False)
+    return out
+
+
+# ---- text -----------------------------------------------------------------------------------
+
+def _shape(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n else "-"
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def format_summary(summary: Summary) -> str:
+    """The summary as an aligned text table with a header and totals."""
+    cells = [(r.name + (" (aux)" if r.aux else ""), r.op, _shape(r.shape), _count(r.params),
+              _count(r.macs)) for r in summary.rows]
+    head = ("name", "op" if summary.depth is None else "op / block", "output", "params", "MACs")
+    widths = [max(len(head[i]), *(len(c[i]) for c in cells)) if cells else len(head[i]) for i in range(5)]
+
+    def line(c):
+        return (f"{c[0]:<{widths[0]}}  {c[1]:<{widths[1]}}  {c[2]:<{widths[2]}}  "
+                f"{c[3]:>{widths[3]}}  {c[4]:>{widths[4]}}").rstrip()
+
+    t = summary.totals
+    rule = "-" * len(line(head))
+    out = [f"{summary.name}  ({summary.source})",
+           f"input {_shape(summary.input_shape)} -> output {_shape(summary.output_shape)}"
+           + (f"; one row per scope {summary.depth} deep" if summary.depth else "; one row per op"),
+           CONVENTION, rule, line(head), rule]
+    out += [line(c) for c in cells]
+    out.append(rule)
+    params = f"{t['params']:,} trainable"
+    if "params_without_aux" in t:
+        params += f" ({t['params_without_aux']:,} without auxiliary heads)"
+    out += [
+        f"parameters         {params}; {t['buffers']:,} buffer elements",
+        f"MACs               {t['macs']:,} ({t['macs'] / 1e9:.3f} G)",
+        f"activation memory  {_mib(t['activation_bytes'])} (float32, one image, sum of op outputs)",
+        f"parameter memory   {_mib(t['param_bytes'])} (float32; buffers {_mib(t['buffer_bytes'])})",
+    ]
+    return "\n".join(out)
+
