@@ -19,6 +19,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import networkx as nx
+
 from .errors import ArchError
 from .ops import ACTIVATIONS, label_of
 from .summary import describe_scope, scope_chain
@@ -35,6 +37,12 @@ _STYLE = {  # op → node attributes; ops not listed are plain white boxes
     "concat": {"shape": "ellipse", "fillcolor": "#f4cccc"},
 }
 _STYLE.update({act: {"fillcolor": "#fff2cc", "fontsize": "9"} for act in ACTIVATIONS})
+_GRAPH = {"fontname": "Helvetica", "fontsize": "11", "nodesep": "0.25", "ranksep": "0.3",
+          "labeljust": "l", "ordering": "out", "newrank": "true"}
+_NODE = {"shape": "box", "style": "rounded,filled", "fillcolor": "white", "fontname": "Helvetica",
+         "fontsize": "10", "height": "0.3"}
+_EDGE = {"fontname": "Helvetica", "fontsize": "8", "color": "#555555", "arrowsize": "0.6"}
+_IO = {"shape": "ellipse", "fillcolor": "#eeeeee"}
 # Attributes that may differ between otherwise identical repeated blocks
 # (EfficientNet's stochastic-depth rate grows block by block).
 _VARYING = {"stochastic_depth": ("p",), "dropout": ("p",)}
@@ -224,7 +232,8 @@ class _Drawing:
                 self.member[node] = (id(run), index)
 
     def emit_edges(self) -> None:
-        seen = set()
+        edges: list = []
+        seen: set = set()
         for src, dst in sorted(self.graph.edges, key=lambda e: (self.graph.nodes[e[1]]["order"],
                                                                  self.graph.edges[e]["index"])):
             a, b = self.visible.get(src), self.visible.get(dst)
@@ -234,27 +243,48 @@ class _Drawing:
             if ms and md and ms[0] == md[0] and ms[1] != md[1]:
                 continue  # between two copies of a collapsed run
             seen.add((a, b))
+            edges.append((a, b, src, dst))
+        for a, b, src, dst in edges:
             attrs = {"label": " " + _shape_text(self.graph.nodes[src]["shape"])}
             if self.graph.nodes[dst].get("aux"):
                 attrs["style"] = "dashed"
             self.lines.append(f"  {a} -> {b} [{_attrs(attrs)}];")
+        self.emit_branch_ranks([(a, b) for a, b, _, _ in edges])
+
+    def emit_branch_ranks(self, edges: list) -> None:
+        """Start parallel branches on one rank, so they read left to right in spec order.
+
+        Without this, dot lets a short branch sink towards its join and often
+        swaps it with a longer sibling (ShuffleNet's units, Inception's branches).
+        """
+        shown = nx.DiGraph(edges)
+        taken: set = set()
+        for node in list(shown):
+            heads = list(shown.successors(node))
+            if len(heads) < 2:
+                continue
+            below = {h: nx.descendants(shown, h) for h in heads}
+            heads = [h for h in heads if not any(h in below[o] for o in heads if o != h)]
+            if len(heads) > 1 and not taken.intersection(heads):
+                taken.update(heads)
+                self.lines.append("  {rank=same; " + "; ".join(heads) + "}")
 
     def source(self) -> str:
         arch = self.arch
         self.lines = [
             f"digraph {_quote(arch.name)} {{",
-            f"  graph [{_attrs({'rankdir': self.direction, 'fontname': 'Helvetica', 'fontsize': '11', 'nodesep': '0.25', 'ranksep': '0.3', 'labeljust': 'l', 'ordering': 'out', 'tooltip': arch.name})}];",
-            f"  node [{_attrs({'shape': 'box', 'style': 'rounded,filled', 'fillcolor': 'white', 'fontname': 'Helvetica', 'fontsize': '10', 'height': '0.3'})}];",
-            f"  edge [{_attrs({'fontname': 'Helvetica', 'fontsize': '8', 'color': '#555555', 'arrowsize': '0.6'})}];",
+            f"  graph [{_attrs({**_GRAPH, 'rankdir': self.direction, 'tooltip': arch.name})}];",
+            f"  node [{_attrs(_NODE)}];",
+            f"  edge [{_attrs(_EDGE)}];",
+            f"  input [{_attrs({'label': 'input ' + _shape_text(arch.input_shape), **_IO})}];",
         ]
         self.visible["input"] = "input"
-        self.lines.append(f"  input [{_attrs({'label': 'input ' + _shape_text(arch.input_shape), 'shape': 'ellipse', 'fillcolor': '#eeeeee'})}];")
         self.emit_children(self.tree().children, 0, "  ")
-        outputs = [("output", arch.output, False)] + [(n, node, True) for n, node in sorted(arch.aux_outputs.items())]
+        outputs = [("output", arch.output, False)]
+        outputs += [(name, node, True) for name, node in sorted(arch.aux_outputs.items())]
         for name, node, aux in outputs:
             out = self.new_id("out")
-            label = f"{name} {_shape_text(self.graph.nodes[node]['shape'])}"
-            attrs = {"label": label, "shape": "ellipse", "fillcolor": "#eeeeee"}
+            attrs = {"label": f"{name} {_shape_text(self.graph.nodes[node]['shape'])}", **_IO}
             if aux:
                 attrs["style"] = "filled,dashed"
             self.lines.append(f"  {out} [{_attrs(attrs)}];")
@@ -262,6 +292,7 @@ class _Drawing:
         self.emit_edges()
         self.lines.append("}")
         return "\n".join(self.lines) + "\n"
+
 
 
 def to_dot(arch, depth: int | None = None, collapse_repeats: bool = False, direction: str = "TB") -> str:
