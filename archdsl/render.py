@@ -166,13 +166,13 @@ class _Drawing:
 
     # ---- emitting --------------------------------------------------------------------
 
-    def emit_children(self, children: list, level: int, indent: str) -> None:
+    def emit_children(self, children: list, indent: str) -> None:
         for run in self.runs(children):
             kind, item = run[0]
             if kind == "op":
                 self.emit_op(item, indent)
             else:
-                self.emit_scope(run, level + 1, indent)
+                self.emit_scope(run, indent)
 
     def emit_op(self, node: str, indent: str) -> None:
         data = self.graph.nodes[node]
@@ -183,20 +183,22 @@ class _Drawing:
         self.visible[node] = self.new_id()
         self.lines.append(f"{indent}{self.visible[node]} [{_attrs(attrs)}];")
 
-    def emit_scope(self, run: list, level: int, indent: str) -> None:
+    def emit_scope(self, run: list, indent: str) -> None:
         scope = run[0][1]
         members = [s for _, s in run]
-        name = scope.path
+        # Clusters nest like the scopes, so the local name is enough; tooltips hold the path.
+        name = scope.path.rsplit(".", 1)[-1]
         if len(members) > 1:
-            first, last = name.rsplit(".", 1), members[-1].path.rsplit(".", 1)
-            name = f"{name}–{last[-1]}" if first[:-1] == last[:-1] else f"{name} … {members[-1].path}"
+            name += "–" + members[-1].path.rsplit(".", 1)[-1]
         what = describe_scope(scope.path, self.scopes)
         times = f" × {len(members)}" if len(members) > 1 else ""
         aux = self.scopes[scope.path]["kind"] == "aux" or self.graph.nodes[scope.ops[0]].get("aux")
-        if self.depth is not None and level >= self.depth:
+        if self.depth is not None and scope.path.count(".") + 1 >= self.depth:
             box = self.new_id("b")
             params = sum(self.graph.nodes[n]["params"] for n in scope.ops)
-            label = f"{name}\n{what}{times}" + (f"\n{_params_text(params)}" if params else "")
+            label = f"{name}\n{what}{times}"
+            if params:
+                label += f"\n{_params_text(params)}" + (" each" if times else "")
             attrs = {"label": label, "tooltip": scope.path, "shape": "box",
                      "style": "filled,bold" + (",dashed" if aux else ""), "fillcolor": "#d0e0e3"}
             self.lines.append(f"{indent}{box} [{_attrs(attrs)}];")
@@ -209,14 +211,15 @@ class _Drawing:
         label = f"{name}: {what}{times}" if what != "group" else name + times
         self.lines.append(f"{indent}subgraph {cluster} {{")
         style = "rounded,dashed" if aux else "rounded"
-        self.lines.append(f"{indent}  graph [{_attrs({'label': label, 'style': style})}];")
+        attrs = {"label": label, "style": style, "tooltip": scope.path}
+        self.lines.append(f"{indent}  graph [{_attrs(attrs)}];")
         if len(members) == 1:
-            self.emit_children(scope.children, level, indent + "  ")
+            self.emit_children(scope.children, indent + "  ")
         else:
-            self.emit_repeated(scope, members, run, level, indent + "  ")
+            self.emit_repeated(scope, members, run, indent + "  ")
         self.lines.append(f"{indent}}}")
 
-    def emit_repeated(self, scope: _Scope, members: list, run: list, level: int, indent: str) -> None:
+    def emit_repeated(self, scope: _Scope, members: list, run: list, indent: str) -> None:
         """Draw the first block of a run; map the others' ops onto it."""
         for node in scope.ops:  # labels that vary along the run show first … last
             rel = self.graph.nodes[node]["name"][len(scope.path):]
@@ -224,7 +227,7 @@ class _Drawing:
             first, last = (label_of(d["op"], d["attrs"]) for d in ends)
             if first != last:
                 self.relabel[node] = f"{first} … {last.split()[-1]}"
-        self.emit_children(scope.children, level, indent)
+        self.emit_children(scope.children, indent)
         for index, member in enumerate(members):
             for node in member.ops:
                 twin = scope.path + self.graph.nodes[node]["name"][len(member.path):]
@@ -279,7 +282,7 @@ class _Drawing:
             f"  input [{_attrs({'label': 'input ' + _shape_text(arch.input_shape), **_IO})}];",
         ]
         self.visible["input"] = "input"
-        self.emit_children(self.tree().children, 0, "  ")
+        self.emit_children(self.tree().children, "  ")
         outputs = [("output", arch.output, False)]
         outputs += [(name, node, True) for name, node in sorted(arch.aux_outputs.items())]
         for name, node, aux in outputs:

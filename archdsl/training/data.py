@@ -137,7 +137,7 @@ def _split(n: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
     return order[n_val:].sort().values, order[:n_val].sort().values
 
 
-def image_folder(root: Path, val_split: float, channels: int, size: tuple) -> Dataset:
+def image_folder(root: Path, val_split: float, channels: int, size: tuple, flip: bool = True) -> Dataset:
     """A class-per-subfolder folder: ``train/`` + ``val/`` (or ``test/``), or one folder split."""
     from torchvision.datasets import ImageFolder
 
@@ -146,7 +146,7 @@ def image_folder(root: Path, val_split: float, channels: int, size: tuple) -> Da
         raise DataError(f"no such dataset folder: {root} (or use the built-in fashion-mnist or digits)")
     if channels not in (1, 3):
         raise DataError(f"image folders need a spec with 1 or 3 input channels, not {channels}")
-    train_tf, val_tf = folder_transforms(channels, size)
+    train_tf, val_tf = folder_transforms(channels, size, flip)
     val_dir = next((root / d for d in ("val", "valid", "validation", "test") if (root / d).is_dir()), None)
     try:
         if (root / "train").is_dir() and val_dir is not None:
@@ -164,11 +164,11 @@ def image_folder(root: Path, val_split: float, channels: int, size: tuple) -> Da
     except (FileNotFoundError, RuntimeError) as err:
         raise DataError(f"cannot read the image folder {root}: {err}") from None
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ((0.5,), (0.5,))
-    return Dataset(root.name, list(classes), train, val, val_name, flip=True, crop_padding=0,
+    return Dataset(root.name, list(classes), train, val, val_name, flip=flip, crop_padding=0,
                    mean=mean, std=std)
 
 
-def folder_transforms(channels: int, size: tuple):
+def folder_transforms(channels: int, size: tuple, flip: bool = True):
     """torchvision transforms for PIL images: random crops and flips for training, centre crops else."""
     from torchvision import transforms as T
 
@@ -176,12 +176,13 @@ def folder_transforms(channels: int, size: tuple):
     mode = T.Grayscale(1) if channels == 1 else T.Lambda(_to_rgb)
     tail = [T.ToTensor(), T.Normalize(mean, std)]
     if min(size) >= 64:  # ImageNet-style: scale augmentation, resize-then-centre-crop evaluation
-        train = [T.RandomResizedCrop(size, scale=(0.25, 1.0), antialias=True), T.RandomHorizontalFlip()]
+        train = [T.RandomResizedCrop(size, scale=(0.25, 1.0), antialias=True)]
         val = [T.Resize([round(s / 0.875) for s in size], antialias=True), T.CenterCrop(size)]
     else:  # small images: keep the whole picture, translate a little
-        train = [T.Resize(size, antialias=True), T.RandomCrop(size, padding=max(1, min(size) // 8)),
-                 T.RandomHorizontalFlip()]
+        train = [T.Resize(size, antialias=True), T.RandomCrop(size, padding=max(1, min(size) // 8))]
         val = [T.Resize(size, antialias=True)]
+    if flip:
+        train.append(T.RandomHorizontalFlip())
     return T.Compose([mode, *train, *tail]), T.Compose([mode, *val, *tail])
 
 
@@ -189,8 +190,12 @@ def _to_rgb(image):
     return image.convert("RGB")
 
 
-def load_dataset(data: str, val_split: float, input_shape: tuple) -> Dataset:
-    """``fashion-mnist``, ``digits`` or a folder, fitted to a network input of ``input_shape``."""
+def load_dataset(data: str, val_split: float, input_shape: tuple, flip: bool | None = None) -> Dataset:
+    """``fashion-mnist``, ``digits`` or a folder, fitted to a network input of ``input_shape``.
+
+    ``flip`` (random horizontal flips) defaults to the dataset's own choice:
+    on for photos and clothes, off for digits.
+    """
     if len(input_shape) != 3:
         raise DataError(f"training needs an image input (C x H x W), the spec takes {input_shape}")
     channels, size = input_shape[0], tuple(input_shape[1:])
@@ -199,7 +204,7 @@ def load_dataset(data: str, val_split: float, input_shape: tuple) -> Dataset:
     elif data == "digits":
         dataset = digits(val_split)
     elif Path(data).exists() or "/" in data or data.startswith("."):
-        return image_folder(Path(data), val_split, channels, size)
+        return image_folder(Path(data), val_split, channels, size, True if flip is None else flip)
     else:
         raise DataError(f"unknown dataset {data!r}: give a folder of class subfolders, "
                         "'fashion-mnist' or 'digits'")
