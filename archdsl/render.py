@@ -237,7 +237,10 @@ class _Drawing:
     def emit_edges(self) -> None:
         edges: list = []
         seen: set = set()
-        for src, dst in sorted(self.graph.edges, key=lambda e: (self.graph.nodes[e[1]]["order"],
+        nodes = self.graph.nodes
+        # Spec order, auxiliary heads last: with ordering=out, side heads go to the right.
+        for src, dst in sorted(self.graph.edges, key=lambda e: (bool(nodes[e[1]].get("aux")),
+                                                                 nodes[e[1]]["order"],
                                                                  self.graph.edges[e]["index"])):
             a, b = self.visible.get(src), self.visible.get(dst)
             if a is None or b is None or a == b or (a, b) in seen:
