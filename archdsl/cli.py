@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(err.format(), file=sys.stderr)
         return 1
+    except BrokenPipeError:  # e.g. `archdsl list | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (OSError, ValueError) as err:
         if args.debug:
             raise

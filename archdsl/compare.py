@@ -100,8 +100,11 @@ def _overlap(a, b) -> float:
     return w * h if w > 0 and h > 0 else 0.0
 
 
-def _place_labels(ax, points, fig) -> None:
-    """Put each bubble's name beside it where it overlaps the fewest labels and bubbles."""
+def _place_labels(ax, points, fig) -> list:
+    """Put each bubble's name beside it where it overlaps the fewest labels and bubbles.
+
+    Returns the labels' boxes in display pixels.
+    """
     from matplotlib.transforms import Bbox
 
     fig.canvas.draw()
@@ -144,6 +147,7 @@ def _place_labels(ax, points, fig) -> None:
             if best[0] <= gap * 4:
                 break
         placed.append(best[2])
+    return placed
 
 
 def plot(rows: list[dict], path) -> list[str]:
@@ -151,6 +155,16 @@ def plot(rows: list[dict], path) -> list[str]:
 
     Returns the names left out for want of a published accuracy.
     """
+    import matplotlib.pyplot as plt
+
+    fig, _ = draw_chart(rows)
+    fig.savefig(path)
+    plt.close(fig)
+    return [r["name"] for r in rows if r["top1"] is None]
+
+
+def draw_chart(rows: list[dict]):
+    """The bubble chart as a matplotlib figure, and its labels' boxes in display pixels."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -158,21 +172,23 @@ def plot(rows: list[dict], path) -> list[str]:
     except ImportError:
         raise ArchError("--plot needs matplotlib: pip install matplotlib") from None
     shown = [r for r in rows if r["top1"] is not None]
-    missing = [r["name"] for r in rows if r["top1"] is None]
     if not shown:
         raise ArchError("nothing to plot: none of the networks has a published top-1 accuracy "
                         "(only bundled names that torchvision has weights for do)")
     biggest = max(r["params"] for r in shown)
+
+    def area(params):  # marker area in points²
+        return max(40.0, 2400.0 * params / biggest)
+
     fig, ax = plt.subplots(figsize=(10, 6), dpi=110)
     families = sorted({r["family"] for r in shown})
     colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(families)}
     points = []
     for r in shown:
         gmacs = r["macs"] / 1e9
-        size = max(40.0, 2400.0 * r["params"] / biggest)  # marker area in points²
-        ax.scatter(gmacs, r["top1"], s=size, color=colours[r["family"]], alpha=0.55,
+        ax.scatter(gmacs, r["top1"], s=area(r["params"]), color=colours[r["family"]], alpha=0.55,
                    edgecolors="black", linewidths=0.6, zorder=3)
-        points.append((gmacs, r["top1"], size, r["name"]))
+        points.append((gmacs, r["top1"], area(r["params"]), r["name"]))
     ax.set_xscale("log")
     xs = [p[0] for p in points]
     ys = [p[1] for p in points]
@@ -183,18 +199,16 @@ def plot(rows: list[dict], path) -> list[str]:
     ax.set_ylabel("ImageNet-1K top-1 accuracy (%)")
     ax.set_title("Accuracy vs compute (bubble area ∝ parameters)")
     for millions in _size_keys(biggest):
-        ax.scatter([], [], s=max(40.0, 2400.0 * millions * 1e6 / biggest), color="white",
-                   edgecolors="black", linewidths=0.6, label=f"{millions:g} M params")
+        ax.scatter([], [], s=area(millions * 1e6), color="white", edgecolors="black", linewidths=0.6,
+                   label=f"{millions:g} M params")
     ax.legend(title="bubble area", loc="center left", bbox_to_anchor=(1.01, 0.5), labelspacing=2.6,
-              borderpad=1.3, handlelength=5, handletextpad=0.8, frameon=False, fontsize=8, title_fontsize=8)
+              borderpad=1.3, handlelength=5, handletextpad=0.8, frameon=False, fontsize=8,
+              title_fontsize=8)
     sources = sorted({r["top1_source"] for r in shown})
     fig.text(0.01, 0.01, f"top-1: {', '.join(sources)} weights metadata (DEFAULT weights)",
              fontsize=7, color="#555555")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    _place_labels(ax, points, fig)
-    fig.savefig(path)
-    plt.close(fig)
-    return missing
+    return fig, _place_labels(ax, points, fig)
 
 
 def _size_keys(biggest: int) -> list[float]:

@@ -168,7 +168,7 @@ class Elaborator:
             dims.append(value)
         return tuple(dims)
 
-    def run(self, variant: str | None, overrides: dict) -> Architecture:
+    def run(self, variant: str | None, overrides: dict, input_shape: tuple | None = None) -> Architecture:
         if self.module.network is None:
             raise SpecError("the spec has no network section", self.module.span,
                             expected="network: followed by an indented list of ops and blocks")
@@ -176,6 +176,8 @@ class Elaborator:
         env, params = self.resolve_params(variant, overrides)
         self.global_env = env
         shape = self.input_shape(env)
+        if input_shape is not None:  # (C, H, W), or (H, W) keeping the spec's channels
+            shape = tuple(input_shape) if len(input_shape) == 3 else (shape[0], *input_shape)
         self.graph.add_node("input", op="input", attrs={}, name="input", span=None, shape=shape,
                             in_shapes=(), params=0, buffers=0, macs=0, aux=None, order=0)
         out = self.items(self.module.network, Value("input", shape), env.child(), Scope(()))
@@ -557,6 +559,9 @@ class Elaborator:
 
 
 def elaborate(module: ast.Module, path: str, variant: str | None = None,
-              overrides: dict | None = None) -> Architecture:
-    """Elaborate a parsed spec into an :class:`Architecture` (the IR and its metadata)."""
-    return Elaborator(module, path).run(variant, overrides or {})
+              overrides: dict | None = None, input_shape: tuple | None = None) -> Architecture:
+    """Elaborate a parsed spec into an :class:`Architecture` (the IR and its metadata).
+
+    ``input_shape`` replaces the spec's declared input (shapes flow from it).
+    """
+    return Elaborator(module, path).run(variant, overrides or {}, input_shape)

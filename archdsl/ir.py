@@ -103,6 +103,21 @@ class Architecture:
         from .torch_backend import compile_module
         return compile_module(self)
 
+    def summary(self, depth: int | None = None):
+        """The per-layer table of shapes, parameters and MACs (print it); see archdsl.summary."""
+        from .summary import summarize
+        return summarize(self, depth)
+
+    def render(self, path, depth: int | None = None, collapse_repeats: bool = False, direction: str = "TB"):
+        """Write a Graphviz diagram (.svg/.png/.pdf/.dot); see archdsl.render."""
+        from .render import render
+        return render(self, path, depth, collapse_repeats, direction)
+
+    def _repr_svg_(self):
+        """The diagram, inline in Jupyter."""
+        from .render import repr_svg
+        return repr_svg(self)
+
     def report(self) -> dict:
         """The facts ``archdsl compile --json`` prints."""
         return {

@@ -99,6 +99,7 @@ class _Drawing:
         self.visible: dict[str, str] = {}  # IR node → DOT node id
         self.member: dict[str, tuple] = {}  # IR node → (run id, member index) for collapsed runs
         self.relabel: dict[str, str] = {}  # IR node → label replacing label_of's
+        self.signatures: dict[str, tuple] = {}  # scope path → signature (memo)
         self.counter = 0
 
     def new_id(self, prefix: str = "n") -> str:
@@ -124,6 +125,8 @@ class _Drawing:
 
     def signature(self, scope: _Scope) -> tuple:
         """What makes two sibling blocks identical: ops, arguments, shapes and wiring, by relative name."""
+        if scope.path in self.signatures:
+            return self.signatures[scope.path]
         inside = set(scope.ops)
         cut = len(scope.path) + 1
         items = []
@@ -136,7 +139,9 @@ class _Drawing:
                           tuple(data["in_shapes"]), tuple(data["shape"]), sources))
         nested = tuple((k[cut:], v["kind"], v["block"]) for k, v in self.scopes.items()
                        if k.startswith(scope.path + "."))
-        return (self.scopes[scope.path]["block"], tuple(items), nested)
+        result = (self.scopes[scope.path]["block"], tuple(items), nested)
+        self.signatures[scope.path] = result
+        return result
 
     def _inputs(self, node: str) -> list[str]:
         preds = [(d["index"], s) for s, _, d in self.graph.in_edges(node, data=True)]

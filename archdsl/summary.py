@@ -13,6 +13,7 @@ FLOPs = 2 × MACs instead.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 from .errors import SpecError
@@ -47,7 +48,7 @@ def load_with_input(spec: str, variant: str | None = None, input_shape: tuple | 
     other spec simply sees a different input, since shapes flow from it.
     """
     from .api import load, parse_spec
-    from .elaborate import Elaborator
+    from .elaborate import elaborate
 
     if input_shape is None:
         return load(spec, variant, **params)
@@ -55,15 +56,7 @@ def load_with_input(spec: str, variant: str | None = None, input_shape: tuple | 
     height, width = input_shape[-2:]
     if height == width and "resolution" not in params and any(p.name == "resolution" for p in module.params):
         params = {**params, "resolution": height}
-    requested = tuple(input_shape)
-
-    class _AtInput(Elaborator):
-        # The elaborator has no input-shape override yet; only the declared shape is replaced.
-        def input_shape(self, env):
-            declared = super().input_shape(env)
-            return requested if len(requested) == 3 else (declared[0], *requested)
-
-    return _AtInput(module, path).run(variant or implied, params)
+    return elaborate(module, path, variant or implied, params, tuple(input_shape))
 
 
 # ---- scopes -----------------------------------------------------------------------------
@@ -194,6 +187,15 @@ def _count(n: int) -> str:
     return f"{n:,}" if n else "-"
 
 
+def _display_path(path: str) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return path
+    return path if relative.startswith("..") else relative
+
+
 def _mib(n: int) -> str:
     return f"{n / 2**20:,.1f} MiB"
 
@@ -211,7 +213,7 @@ def format_summary(summary: Summary) -> str:
 
     t = summary.totals
     rule = "-" * len(line(head))
-    out = [f"{summary.name}  ({summary.source})",
+    out = [f"{summary.name}  ({_display_path(summary.source)})",
            f"input {_shape(summary.input_shape)} -> output {_shape(summary.output_shape)}"
            + (f"; one row per scope {summary.depth} deep" if summary.depth else "; one row per op"),
            CONVENTION, rule, line(head), rule]

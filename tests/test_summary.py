@@ -156,11 +156,14 @@ def test_cli_json_and_input(capsys):
     assert "torchvision" in data["convention"]
 
 
-def test_cli_reports_bad_input_and_depth(capsys):
-    assert main(["summary", "resnet18", "--input", "big"]) == 1
-    assert "--input expects" in capsys.readouterr().err
-    assert main(["summary", "resnet18", "--depth", "0"]) == 1
-    assert "depth must be at least 1" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, message", [
+    (["--input", "big"], "--input expects"), (["--depth", "0"], "expected a positive integer"),
+])
+def test_cli_rejects_bad_options_as_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["summary", "resnet18", *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_architecture_summary_method():

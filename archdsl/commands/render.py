@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._shared import add_spec_arguments, parse_overrides
+from .summary import depth_arg, input_arg
 
 
 def register(subparsers) -> None:
@@ -14,22 +15,21 @@ def register(subparsers) -> None:
     add_spec_arguments(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="output file; the suffix picks the format: .svg, .png, .pdf or .dot (source)")
-    p.add_argument("--depth", type=int, metavar="N",
+    p.add_argument("--depth", type=depth_arg, metavar="N",
                    help="draw scopes N levels deep as single boxes (1: layer1, 2: layer1.0, …)")
     p.add_argument("--collapse-repeats", action="store_true",
                    help="draw a run of identical consecutive blocks once, marked × N")
     p.add_argument("--direction", choices=["TB", "LR"], default="TB",
                    help="TB: top to bottom (default); LR: left to right")
-    p.add_argument("--input", metavar="CxHxW", help="elaborate at this input shape (as in summary)")
+    p.add_argument("--input", type=input_arg, metavar="CxHxW", help="elaborate at this input shape (as in summary)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..render import render
-    from ..summary import load_with_input, parse_input
+    from ..summary import load_with_input
 
-    shape = parse_input(args.input) if args.input else None
-    arch = load_with_input(args.spec, args.variant, shape, **parse_overrides(args.overrides))
+    arch = load_with_input(args.spec, args.variant, args.input, **parse_overrides(args.overrides))
     path = render(arch, args.output, depth=args.depth, collapse_repeats=args.collapse_repeats,
                   direction=args.direction)
     print(f"wrote {path}")

@@ -54,3 +54,60 @@ def evaluate(model, batches, num_classes: int, ctx: Context, amp: str = "none") 
     return {"loss": sums[0].item() / count, "top1": sums[1].item() / count,
             "top5": sums[2].item() / count, "count": int(sums[3].item()),
             "per_class": [(int(c), int(t)) for c, t in zip(per_class[0].tolist(), per_class[1].tolist())]}
+
+
+def evaluate_checkpoint(spec: str, checkpoint: str, data: str, *, variant: str | None = None,
+                        overrides: dict | None = None, batch_size: int = 256, device: str | None = None,
+                        amp: str | None = None, workers: int | None = None,
+                        val_split: float | None = None) -> dict:
+    """Evaluate a checkpoint of ``spec`` on the validation split of ``data``; returns a report.
+
+    ``checkpoint`` is an archdsl checkpoint (its metadata restores the variant,
+    parameters and held-out split of training), a run directory (its best
+    checkpoint), or a plain state dict file (``.safetensors``/``.pth``).
+    """
+    from ..errors import ArchError
+    from .checkpoint import CheckpointError, read_checkpoint, resolve_checkpoint_path
+    from .data import load_dataset
+    from .distributed import pick_device
+    from .loaders import make_batches
+    from .model import resolve_spec
+
+    ckpt = read_checkpoint(resolve_checkpoint_path(checkpoint))
+    meta = ckpt.meta or {}
+    params = {**meta.get("params", {}), **(overrides or {})}
+    variant = variant or meta.get("variant")
+    probe = resolve_spec(spec, variant, params)
+    split = val_split if val_split is not None else meta.get("val_split", 0.1)
+    dataset = load_dataset(data, split, probe.arch.input_shape, flip=False)
+    classes = dataset.classes
+    if meta.get("classes") and meta["classes"] != classes:
+        if len(meta["classes"]) != len(classes):
+            raise ArchError(f"the checkpoint was trained on {len(meta['classes'])} classes "
+                            f"({meta.get('dataset')}); {data} has {len(classes)}")
+    resolved = resolve_spec(spec, variant, params, len(classes))
+    model = resolved.arch.to_torch()
+    try:
+        if ckpt.meta is not None:
+            model.load_state_dict(ckpt.weights)
+        else:
+            from ..weights import load_weights
+            load_weights(model, ckpt.weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"{ckpt.path} does not fit {resolved.arch.name}: "
+                              f"{str(err).splitlines()[0]}") from None
+    dev = pick_device(device)
+    cuda = dev.type == "cuda"
+    amp = amp or ("bf16" if cuda else "none")
+    model.to(dev)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    (batches,) = make_batches(dataset, resolved.arch.input_shape, batch_size, seed=0, rank=0, world=1,
+                              device=dev, channels_last=cuda, workers=workers, splits=("val",))
+    result = evaluate(model, batches, len(classes), Context(0, 1, 0, dev), amp)
+    return {"spec": spec, "name": resolved.arch.name, "checkpoint": str(ckpt.path),
+            "epoch": meta.get("epoch"), "data": dataset.name, "split": dataset.val_name,
+            "images": result["count"], "top1": result["top1"], "top5": result["top5"],
+            "loss": result["loss"],
+            "per_class": [{"class": name, "accuracy": c / t if t else None, "correct": c, "total": t}
+                          for name, (c, t) in zip(classes, result["per_class"])]}

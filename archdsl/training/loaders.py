@@ -141,17 +141,26 @@ class FolderBatches:
 
 
 def make_batches(dataset: Dataset, input_shape, batch_size: int, *, seed: int, rank: int, world: int,
-                 device, channels_last: bool, flip: bool | None, crop_padding: int | None,
-                 workers: int | None):
-    """The (train, val) batch iterators for ``dataset`` fitted to ``input_shape``."""
+                 device, channels_last: bool, flip: bool | None = None, crop_padding: int | None = None,
+                 workers: int | None = None, splits=("train", "val")):
+    """Batch iterators for ``dataset`` fitted to ``input_shape``: one per name in ``splits``.
+
+    The training split is shuffled and augmented; the validation split is neither.
+    """
+    if workers is None:
+        import os
+        workers = min(8, max(1, (os.cpu_count() or 2) // max(1, world) - 1))
     if dataset.in_memory:
         flip = dataset.flip if flip is None else flip
         pad = dataset.crop_padding if crop_padding is None else crop_padding
         prep = Preprocess(input_shape, dataset.mean, dataset.std, flip, pad, device, channels_last)
-        return (TensorBatches(dataset.train, batch_size, True, seed, rank, world, prep),
-                TensorBatches(dataset.val, batch_size, False, seed, rank, world, prep))
-    if workers is None:
-        import os
-        workers = min(8, max(1, (os.cpu_count() or 2) // max(1, world) - 1))
-    return (FolderBatches(dataset.train, batch_size, True, seed, rank, world, workers, device, channels_last),
-            FolderBatches(dataset.val, batch_size, False, seed, rank, world, workers, device, channels_last))
+    out = []
+    for name in splits:
+        train = name == "train"
+        split = dataset.train if train else dataset.val
+        if dataset.in_memory:
+            out.append(TensorBatches(split, batch_size, train, seed, rank, world, prep))
+        else:
+            out.append(FolderBatches(split, batch_size, train, seed, rank, world, workers, device,
+                                     channels_last))
+    return tuple(out)
