@@ -169,15 +169,15 @@ def _spatial(shape: tuple, op: str) -> tuple:
 
 
 def _window_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool, what: str) -> int:
+    """PyTorch's output-size rule for convolution and pooling windows."""
     span = d * (k - 1) + 1
-    if size + 2 * p < span:
+    room = size + 2 * p - span
+    out = (room + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:  # the last window must start inside the input
+        out -= 1
+    if out < 1 or (room < 0 and not ceil_mode):
         raise ShapeProblem(f"{what} {k} (spanning {span}) is larger than its padded input {size + 2 * p}")
-    if ceil_mode:
-        out = math.ceil((size + 2 * p - span) / s) + 1
-        if (out - 1) * s >= size + p:  # the last window must start inside the input
-            out -= 1
-        return out
-    return (size + 2 * p - span) // s + 1
+    return out
 
 
 def _shape_str(shape) -> str:

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 
 def _tv(name, **kwargs):
-    def make():
+    def make(**options):
         import torchvision
-        return torchvision.models.get_model(name, **kwargs)
+        return torchvision.models.get_model(name, **kwargs, **options)
     return make
 
 
 def _timm(name):
-    def make():
+    def make(**options):
         import timm
-        return timm.create_model(name, pretrained=False)
+        return timm.create_model(name, pretrained=False, **options)
     return make
 
 
@@ -28,7 +28,7 @@ for _name in ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "res
               "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"]:
     ORACLES[_name] = (_tv(_name), 64)
 ORACLES["googlenet"] = (_tv("googlenet", init_weights=True), 64)
-ORACLES["inception_v3"] = (_tv("inception_v3", init_weights=True), 75)
+ORACLES["inception_v3"] = (_tv("inception_v3", init_weights=True), 299)
 for _name in ["squeezenet1_0", "squeezenet1_1", "densenet121", "densenet161", "densenet169",
               "densenet201", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5",
               "shufflenet_v2_x2_0", "mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3",
@@ -39,6 +39,10 @@ for _b in range(8):
 for _size in ("s", "m", "l"):
     ORACLES[f"efficientnet_v2_{_size}"] = (_tv(f"efficientnet_v2_{_size}"), 64)
 ORACLES["xception"] = (_timm("legacy_xception"), 64)
+
+# The smallest input a network takes, for the output comparison: Inception v3 takes 75x75
+# without its auxiliary head (whose 5x5 conv needs 299x299); the head is compared in test_backend.
+SMALL_INPUT = {"inception_v3": (75, {"aux_logits": False})}
 
 # Names whose spec input side is a `resolution` parameter (the rest are fixed at 224).
 FIXED_INPUT = {"alexnet", "googlenet"} | {n for n in ORACLES if n.startswith(("vgg", "res", "wide"))}
