@@ -135,6 +135,14 @@ def _range(*args):
     return tuple(r)
 
 
+class SpecFailure(Exception):
+    """Raised by the ``error(message)`` builtin: a spec rejecting its own parameters."""
+
+
+def _error(message):
+    raise SpecFailure(str(message))
+
+
 def _round(x, ndigits=None):
     return round(x) if ndigits is None else round(x, ndigits)
 
@@ -156,6 +164,7 @@ BUILTINS = {b.name: b for b in [
     Builtin("reversed", _seq(reversed), (1, 1)), Builtin("sorted", sorted, (1, 1)),
     Builtin("any", any, (1, 1)), Builtin("all", all, (1, 1)),
     Builtin("sqrt", math.sqrt, (1, 1)), Builtin("log", math.log, (1, 2)),
+    Builtin("error", _error, (1, 1)),
 ]}
 
 _BINARY = {
@@ -359,6 +368,8 @@ class Evaluator:
                                 f"got {len(args)}", span)
             try:
                 return func.fn(*args)
+            except SpecFailure as failure:
+                raise SpecError(str(failure), span) from None
             except (TypeError, ValueError, OverflowError, ZeroDivisionError) as err:
                 raise SpecError(f"{func.name}(): {err}", span) from None
         if isinstance(func, UserFunction):

@@ -129,3 +129,9 @@ def test_ir_records_spans_shapes_and_scopes():
     assert node["op"] == "conv" and node["shape"] == (128, 28, 28) and node["in_shapes"] == ((64, 56, 56),)
     assert node["span"].line > 0 and node["attrs"]["stride"] == (2, 2)
     assert arch.graph.graph["scopes"]["layer2.0"]["block"] == "basic"
+
+
+def test_error_builtin_lets_a_spec_reject_a_value():
+    with pytest.raises(SpecError) as info:
+        archdsl.load("mobilenet_v3_large", config="tiny")
+    assert 'config must be "large" or "small"' in info.value.message and info.value.line > 0
