@@ -25,7 +25,6 @@ from .ir import Architecture
 KNOBS = ("phi", "alpha", "beta", "gamma", "width", "depth", "resolution", "divisor")
 COEFFICIENTS = ("alpha", "beta", "gamma")
 # what each knob multiplies, for "width = beta ** phi" in reports
-_FORMULA = {"width": "beta", "depth": "alpha", "resolution": "gamma"}
 
 
 class ScaleError(SpecError):
@@ -152,11 +151,12 @@ def report(spec: str, phi=None, alpha=None, beta=None, gamma=None, width=None, d
     Keys: ``name``, ``family``, ``source``, ``input_shape``, ``output_shape``,
     ``params``, ``macs``, ``coefficients`` (every scaling parameter the spec
     declares, resolved), ``rule`` (published entry, compound formula or the
-    spec's rules), ``set`` (the knobs given explicitly),
-    ``baseline_macs`` and ``macs_ratio`` (against phi = 0, or the unscaled
-    spec), ``two_to_phi``, ``compound_ratio`` ((alpha beta^2 gamma^2)^phi),
-    ``resolution_formula`` (base resolution x gamma^phi, unrounded), ``matches`` (a bundled variant with identical
-    parameters, if any); ``arch`` holds the :class:`Architecture` (not JSON).
+    spec's rules), ``set`` (the knobs given explicitly), ``baseline_macs`` and
+    ``macs_ratio`` (against phi = 0, or the unscaled spec), ``matches`` (a
+    bundled variant with identical parameters, if any); with a phi also
+    ``two_to_phi``, ``compound_ratio`` ((alpha beta^2 gamma^2)^phi) and
+    ``resolution_formula`` (base resolution x gamma^phi, before rounding).
+    ``arch`` holds the :class:`Architecture` (not JSON).
     """
     knobs = _knobs(phi, alpha, beta, gamma, width, depth, resolution, divisor)
     plan = _Plan(spec, knobs, params, variant)
@@ -169,11 +169,13 @@ def _rule(arch: Architecture, knobs: dict, matches: str | None) -> str:
     values = arch.params
     if matches:
         return f"same parameters as the bundled {matches}"
-    if "phi" not in values or not all(k in values for k in COEFFICIENTS):
+    if "phi" not in values or not all(k in values for k in COEFFICIENTS) or \
+            any(k in knobs for k in ("width", "depth", "resolution")):
         return "the spec's rules"
-    formula = all(values[k] == values[b] ** values["phi"] for k, b in _FORMULA.items()
-                  if k in values and k != "resolution" and k not in knobs)
-    return "compound formula" if formula else "the spec's rules"
+    base = values.get("scaled_from", 0)
+    if base == 0:
+        return "compound formula"
+    return f"compound formula from the published phi = {base} by phi - {base} = {values['phi'] - base:g}"
 
 
 def _measure(plan: _Plan, arch: Architecture, baseline: Architecture, variants: dict) -> dict:
@@ -193,7 +195,10 @@ def _measure(plan: _Plan, arch: Architecture, baseline: Architecture, variants: 
             a, b, g = (arch.params[k] for k in COEFFICIENTS)
             out["compound_ratio"] = (a * b * b * g * g) ** arch.params["phi"]
             if "resolution" in arch.params:  # what gamma^phi asks for, before the spec rounds it
-                out["resolution_formula"] = baseline.params["resolution"] * g ** arch.params["phi"]
+                base = arch.params.get("scaled_from", 0)
+                start = plan.derive({**plan.knobs, "phi": base}).load().params["resolution"] \
+                    if base else baseline.params["resolution"]
+                out["resolution_formula"] = start * g ** (arch.params["phi"] - base)
     out["arch"] = arch
     return out
 

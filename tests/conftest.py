@@ -32,24 +32,26 @@ def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def liven(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Re-draw an oracle's weights so its outputs depend visibly on the input.
+def liven(model: torch.nn.Module, side: int = 64, seed: int = 0) -> torch.nn.Module:
+    """Give an oracle's weights a state in which its outputs depend visibly on the input.
 
-    Some reference inits (GoogLeNet's truncated normal with std 0.01) make a
-    fresh network's output almost constant, which would let a wrong graph
-    pass an output comparison. Convs and linears get N(0, 1/fan_in); BatchNorm
-    gets random affine parameters and running statistics.
+    Fresh reference inits (e.g. GoogLeNet's std-0.01 truncated normal, or
+    EfficientNet's SE gates) can make a network's eval-mode output almost
+    constant, which would let a wrong graph pass an output comparison.
+    BatchNorm layers get random affine parameters and running statistics
+    measured on a random batch, so every layer passes on a unit-scale signal.
     """
     g = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            n = module.num_features
-            module.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            module.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
-            module.weight.copy_(torch.rand(n, generator=g) + 0.5)
-            module.bias.copy_(torch.randn(n, generator=g) * 0.1)
-        elif isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
-            module.weight.normal_(0, (1.0 / module.weight[0].numel()) ** 0.5, generator=g)
-            if module.bias is not None:
-                module.bias.normal_(0, 0.01, generator=g)
-    return model
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.weight.copy_(torch.rand(norm.num_features, generator=g) + 0.5)
+        norm.bias.copy_(torch.randn(norm.num_features, generator=g) * 0.1)
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average: one batch sets the statistics
+    was_training = model.training
+    model.train()
+    model(torch.randn(8, 3, side, side, generator=g))
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    return model.train(was_training)

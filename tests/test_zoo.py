@@ -29,7 +29,7 @@ def test_parameter_count_equals_oracle(name):
 def test_outputs_equal_oracle_with_its_weights(name):
     make, side = ORACLES[name]
     side, options = SMALL_INPUT.get(name, (side, {}))
-    oracle = liven(make(**options)).eval()
+    oracle = liven(make(**options), side).eval()
     small = {} if name in FIXED_INPUT else {"resolution": side}
     model = archdsl.build(name, weights=oracle.state_dict(), **small, **options).eval()
     assert set(model.state_dict()) == set(oracle.state_dict())

@@ -74,7 +74,7 @@ def run(args) -> int:
     else:
         _print_report(result)
         if args.output:
-            print(f"  wrote   {args.output}")
+            print(f"  {'wrote':<11} {args.output}")
     return 0
 
 

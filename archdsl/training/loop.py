@@ -322,7 +322,7 @@ class Trainer:
             from .plot import plot_curves
 
             plot_curves(self.history, self.run_dir / "curves.png",
-                        f"{self.resolved.arch.name} on {self.dataset.name}")
+                        f"{self.resolved.arch.name} on {self.dataset.name}", self.cfg.label_smoothing)
         except ImportError:
             if epoch_done == self.start_epoch + 1:
                 self.warn("matplotlib is not installed: no curves.png")
