@@ -39,11 +39,12 @@ def time_step(model, x, backward: bool, device: str, amp: bool) -> float:
 
 
 def bench(name: str, args) -> tuple[float, float, float, float]:
-    oracle = torchvision.models.get_model(name)
     kwargs = {}
-    if name in ("googlenet", "inception_v3"):
-        oracle = torchvision.models.get_model(name, init_weights=True, aux_logits=False)
+    if name in ("googlenet", "inception_v3"):  # inference shape: no auxiliary heads
         kwargs["aux_logits"] = False
+        oracle = torchvision.models.get_model(name, init_weights=True, aux_logits=False)
+    else:
+        oracle = torchvision.models.get_model(name)
     ours = archdsl.build(name, weights=oracle.state_dict(), **kwargs)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     models = {"archdsl": ours.to(args.device, memory_format=fmt),

@@ -225,7 +225,8 @@ def _digit_folder(root: Path, classes=(0, 1, 7), per_class=24) -> Path:
         (root / f"digit{c}").mkdir(parents=True)
         images = bunch.images[bunch.target == c][:per_class]
         for i, image in enumerate(images):
-            Image.fromarray((image * 255 / 16).astype("uint8"), mode="L").save(root / f"digit{c}" / f"{i}.png")
+            pixels = (image * 255 / 16).astype("uint8")
+            Image.fromarray(pixels, mode="L").save(root / f"digit{c}" / f"{i}.png")
     return root
 
 
@@ -264,7 +265,8 @@ def test_backbone_lr_scale_groups(tiny):
     assert all(p.ndim <= 1 for p in by_name["backbone/no_decay"]["params"])
 
 
-@pytest.mark.parametrize("name, expected", [("resnet18", {"fc"}), ("googlenet", {"fc", "aux1.fc2", "aux2.fc2"})])
+@pytest.mark.parametrize("name, expected", [("resnet18", {"fc"}),
+                                            ("googlenet", {"fc", "aux1.fc2", "aux2.fc2"})])
 def test_head_detection_on_bundled_specs(name, expected):
     from archdsl.training.model import head_modules, resolve_spec
 

@@ -78,11 +78,3 @@ def barrier(ctx: Context) -> None:
     if ctx.distributed:
         dist.barrier()
 
-
-def broadcast_flag(flag: bool, ctx: Context) -> bool:
-    """Rank 0's ``flag`` on every rank (to stop all processes together)."""
-    if not ctx.distributed:
-        return flag
-    t = torch.tensor([1 if flag else 0], device=ctx.device if ctx.device.type == "cuda" else "cpu")
-    dist.broadcast(t, 0)
-    return bool(t.item())

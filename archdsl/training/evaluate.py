@@ -73,10 +73,16 @@ def evaluate_checkpoint(spec: str, checkpoint: str, data: str, *, variant: str |
     from .loaders import make_batches
     from .model import resolve_spec
 
+    from ..zoo import resolve
+
     ckpt = read_checkpoint(resolve_checkpoint_path(checkpoint))
     meta = ckpt.meta or {}
-    params = {**meta.get("params", {}), **(overrides or {})}
-    variant = variant or meta.get("variant")
+    variant = variant or resolve(spec)[1] or meta.get("variant")
+    trained = meta.get("params", {})
+    if variant != meta.get("variant"):  # another variant than trained: keep only the class count
+        trained = {k: v for k, v in trained.items() if k == "num_classes"}
+    probe = resolve_spec(spec, variant, {})
+    params = {k: v for k, v in trained.items() if k in probe.params} | (overrides or {})
     probe = resolve_spec(spec, variant, params)
     split = val_split if val_split is not None else meta.get("val_split", 0.1)
     dataset = load_dataset(data, split, probe.arch.input_shape, flip=False)
@@ -87,15 +93,15 @@ def evaluate_checkpoint(spec: str, checkpoint: str, data: str, *, variant: str |
                             f"({meta.get('dataset')}); {data} has {len(classes)}")
     resolved = resolve_spec(spec, variant, params, len(classes))
     model = resolved.arch.to_torch()
-    try:
-        if ckpt.meta is not None:
-            model.load_state_dict(ckpt.weights)
-        else:
-            from ..weights import load_weights
-            load_weights(model, ckpt.weights)
-    except RuntimeError as err:
-        raise CheckpointError(f"{ckpt.path} does not fit {resolved.arch.name}: "
-                              f"{str(err).splitlines()[0]}") from None
+    if ckpt.meta is not None:
+        problem = _misfit(model.state_dict(), ckpt.weights)
+        if problem:
+            raise CheckpointError(f"{ckpt.path} does not fit {resolved.arch.name}: {problem}; it was "
+                                  f"trained as {meta.get('name')} ({meta.get('spec')})")
+        model.load_state_dict(ckpt.weights)
+    else:
+        from ..weights import load_weights
+        load_weights(model, ckpt.weights)
     dev = pick_device(device)
     cuda = dev.type == "cuda"
     amp = amp or ("bf16" if cuda else "none")
@@ -111,3 +117,15 @@ def evaluate_checkpoint(spec: str, checkpoint: str, data: str, *, variant: str |
             "loss": result["loss"],
             "per_class": [{"class": name, "accuracy": c / t if t else None, "correct": c, "total": t}
                           for name, (c, t) in zip(classes, result["per_class"])]}
+
+
+def _misfit(own: dict, weights: dict) -> str:
+    """What keeps ``weights`` from loading into a module with state dict ``own`` ('' if nothing)."""
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    reshaped = [f"{k} {tuple(weights[k].shape)} vs {tuple(own[k].shape)}"
+                for k in own if k in weights and weights[k].shape != own[k].shape]
+    parts = [f"{len(items)} {what} (e.g. {', '.join(items[:3])})"
+             for what, items in (("missing", missing), ("unexpected", unexpected),
+                                 ("of another shape", reshaped)) if items]
+    return "; ".join(parts)

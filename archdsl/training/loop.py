@@ -42,7 +42,13 @@ def train(cfg: TrainConfig, resume: bool = False, stream=None) -> dict:
     """
     ctx = setup(cfg.device)
     try:
-        return Trainer(cfg, ctx, resume, stream).run()
+        trainer = Trainer(cfg, ctx, resume, stream)
+        summary = trainer.run()
+        # drop DistributedDataParallel (and its pending gloo work) and let every rank finish
+        # before the process group goes: tearing it down under a peer can abort the process
+        del trainer
+        barrier(ctx)
+        return summary
     finally:
         cleanup(ctx)
 
