@@ -71,7 +71,7 @@ def digits_run(tiny, tmp_path_factory) -> Path:
 
 
 def _env() -> dict:
-    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), PYTHONFAULTHANDLER="1")
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
 
 
 def _weights(run: Path, epoch: int) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -128,9 +129,20 @@ def run(args) -> int:
     from ..training.loop import train
 
     summary = train(cfg, resume=bool(args.resume))
-    if int(os.environ.get("RANK", "0")) != 0:
-        return 0
-    if args.json:
+    if int(os.environ.get("RANK", "0")) == 0:
+        _report(summary, args.json)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # After DistributedDataParallel on gloo, torch can abort (SIGABRT, "terminate called without
+        # an active exception") in C++ destructors at interpreter exit. Every output is written and
+        # fsync'ed by now, so end the process here rather than fail a finished run.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+def _report(summary: dict, as_json: bool) -> None:
+    if as_json:
         from ._shared import print_json
         print_json(summary)
     else:
@@ -142,4 +154,3 @@ def run(args) -> int:
             print(f"last       val top-1 {summary['final_top1']:.2%} after {summary['epochs']} epochs, "
                   f"{summary['train_s']:.0f} s of training")
         print(f"curves     {run_dir / 'curves.png'}")
-    return 0
