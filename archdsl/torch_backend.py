@@ -193,9 +193,15 @@ def compile_module(arch: Architecture) -> fx.GraphModule:
         elif op == "flatten":
             vals[node] = g.call_function(torch.flatten, (args[0], 1))
         elif op == "add":
+            # Accumulate into the first branch's fresh output when nothing else reads it
+            # (torchvision's `out += identity`): saves an allocation per residual block.
+            first = srcs[0]
+            in_place = (arch.graph.nodes[first]["op"] in _INPLACE_PRODUCERS
+                        and arch.graph.out_degree(first) == 1 and first != "input")
             out = args[0]
             for other in args[1:]:
-                out = g.call_function(operator.add, (out, other))
+                out = (g.call_method("add_", (out, other)) if in_place
+                       else g.call_function(operator.add, (out, other)))
             vals[node] = out
         elif op == "mul":
             out = args[0]
