@@ -18,8 +18,8 @@ from pathlib import Path
 import networkx as nx
 
 from . import ast
-from .errors import ShapeError, SpecError, SpecNotFoundError, Span
-from .expr import (BUILTINS, Env, Evaluator, UserFunction, bind_arguments, bind_target, describe,
+from .errors import ShapeError, SpecError, Span
+from .expr import (Env, Evaluator, UserFunction, bind_arguments, bind_target, describe,
                    suggest, truth)
 from .ir import Architecture, verify
 from .ops import JOINS, REGISTRY, ArgProblem, ShapeProblem, bind_op_args

@@ -10,7 +10,7 @@ Shapes exclude the batch: ``(C, H, W)`` for feature maps, ``(F,)`` for vectors.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from .expr import describe
