@@ -319,9 +319,9 @@ class Elaborator:
         except ArgProblem as problem:
             span = head.span
             names = [a.name for a in REGISTRY[op].args]
-            for kw in head.kwargs:
+            for kw in head.kwargs:  # an unknown keyword: its name; a bad value: the value
                 if kw.name == problem.arg:
-                    span = kw.span if problem.arg not in kwargs or kw.name not in names else kw.value.span
+                    span = kw.value.span if kw.name in names else kw.span
             if isinstance(problem.arg, int) and problem.arg < len(head.args):
                 span = head.args[problem.arg].span
             elif problem.arg in names and names.index(problem.arg) < len(head.args) \

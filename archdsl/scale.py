@@ -131,9 +131,10 @@ def scale(spec: str, phi=None, alpha=None, beta=None, gamma=None, width=None, de
     """Elaborate ``spec`` with its scaling parameters set; returns what :func:`archdsl.load` does.
 
     ``phi`` is EfficientNet's compound coefficient: on ``efficientnet`` an
-    integer 0…7 gives the published B0…B7, anything else (or explicit
-    ``alpha``/``beta``/``gamma``) the compound formula depth = alpha^phi,
-    width = beta^phi, resolution = gamma^phi, rounded by the spec's rules.
+    integer 0…7 gives the published B0…B7; any other phi scales the published
+    network below it by the compound formula's steps (depth × alpha, width ×
+    beta, resolution × gamma per unit of phi); explicit ``alpha``/``beta``/
+    ``gamma`` apply the formula from B0. The spec's rules do the rounding.
     ``width``/``depth``/``resolution``/``divisor`` set those parameters on any
     spec that declares them; other keywords override parameters as in
     :func:`archdsl.load`. Raises :class:`ScaleError` for a bad value or a

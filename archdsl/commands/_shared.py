@@ -9,8 +9,10 @@ from ..errors import Source, SpecError
 from ..expr import Env, Evaluator
 from ..parser import parse_expression
 
-def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", metavar="SPEC", help="a .arch file or a bundled model name, e.g. resnet50")
+def add_spec_arguments(parser: argparse.ArgumentParser,
+                       spec_help: str = "a .arch file or a bundled model name, e.g. resnet50") -> None:
+    """SPEC, --variant and --set, as every command that elaborates a spec takes them."""
+    parser.add_argument("spec", metavar="SPEC", help=spec_help)
     parser.add_argument("--variant", help="one of the spec's variants (a bundled name implies it)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a spec parameter; VALUE is a spec expression "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._shared import parse_overrides, print_json
+from ._shared import add_spec_arguments, parse_overrides, print_json
 
 
 def register(subparsers) -> None:
@@ -12,17 +12,15 @@ def register(subparsers) -> None:
         "scale", help="scale a network: compound phi, width, depth, resolution, divisor",
         description="Scale SPEC by setting the scaling parameters it declares and re-elaborating. "
                     "On efficientnet, an integer --phi 0..7 gives the published B0..B7; any other "
-                    "phi, or explicit --alpha/--beta/--gamma, the compound formula depth = alpha^phi, "
-                    "width = beta^phi, resolution = gamma^phi, rounded by the spec's rules. "
+                    "phi scales the published network below it by the compound formula's steps "
+                    "(depth x alpha, width x beta, resolution x gamma per unit of phi); explicit "
+                    "--alpha/--beta/--gamma apply the formula from B0 (depth = alpha^phi, width = "
+                    "beta^phi, resolution = 224 gamma^phi), rounded by the spec's rules. "
                     "MACs count conv and linear multiply-accumulates (torchvision's convention).",
         epilog="examples: archdsl scale efficientnet --phi 3;  archdsl scale efficientnet --phi 2.5 "
                "-o b2_5.arch;  archdsl scale efficientnet --table 0..7;  archdsl scale resnet50 "
                "--width 0.5;  archdsl scale mobilenet_v2 --width 0.75 --divisor 16")
-    p.add_argument("spec", metavar="SPEC",
-                   help="a .arch file, a family (efficientnet) or a bundled model name")
-    p.add_argument("--variant", help="one of the spec's variants (a bundled name implies it)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override another spec parameter (e.g. --set num_classes=10)")
+    add_spec_arguments(p, "a .arch file, a family (efficientnet) or a bundled model name")
     group = p.add_argument_group("scaling")
     group.add_argument("--phi", metavar="N", help="compound coefficient (0, 1, 2.5, 8 …)")
     group.add_argument("--alpha", metavar="A", help="depth base of the compound formula (1.2)")
