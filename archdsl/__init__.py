@@ -3,15 +3,29 @@
     >>> import archdsl
     >>> arch = archdsl.load("resnet50")          # elaborate: IR graph, shapes, params
     >>> model = archdsl.build("resnet50")        # compile: a torch.fx.GraphModule
+
+The package is the pipeline: ``frontend`` (text → IR), ``ir`` (graph, op
+registry, passes), ``backends`` (torch, weights, diagram, summary table,
+``.arch`` printer), ``api`` (the public stages), the tools built on them
+(``scale``, ``compare``, ``training``) and ``cli``.
 """
 
-from .api import build, list_models, load, loads, parse_spec, spec_path
+import sys as _sys
+
+from .api import build, elaborate_spec, list_models, load, loads, parse_spec, spec_path
+from .backends import dot as _dot
+from .backends import table as _table
 from .errors import ArchError, ShapeError, SpecError, SpecNotFoundError, SpecSyntaxError, WeightsError
-from .ir import Architecture
+from .ir.graph import Architecture
 from .scale import scale
 
+# Module paths documented before the pipeline packages existed keep working.
+_sys.modules[__name__ + ".render"] = _dot
+_sys.modules[__name__ + ".summary"] = _table
+
 __all__ = [
-    "load", "loads", "build", "scale", "list_models", "parse_spec", "spec_path", "Architecture",
-    "ArchError", "SpecError", "SpecSyntaxError", "ShapeError", "SpecNotFoundError", "WeightsError",
+    "load", "loads", "build", "scale", "list_models", "parse_spec", "elaborate_spec", "spec_path",
+    "Architecture", "ArchError", "SpecError", "SpecSyntaxError", "ShapeError", "SpecNotFoundError",
+    "WeightsError",
 ]
 __version__ = "0.1.0"

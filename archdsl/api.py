@@ -1,14 +1,21 @@
-"""The Python API: each pipeline stage, and the one-call ``load`` / ``build``."""
+"""The Python API: one function per pipeline stage, and the one-call ``load`` / ``build``.
+
+Stages: :func:`parse_spec` (text → AST), :func:`elaborate_spec` (AST → IR,
+then the IR pass pipeline), ``Architecture.to_torch()`` (IR → module). Every
+way into the compiler — ``load``, ``loads``, ``scale``, ``summary --input``,
+training — goes through :func:`elaborate_spec`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import ast
-from .elaborate import elaborate
-from .ir import Architecture
-from .parser import parse, parse_file
-from .zoo import entries, resolve
+from .frontend import ast
+from .frontend.elaborate import elaborate
+from .frontend.parser import parse, parse_file
+from .frontend.resolve import entries, resolve
+from .ir.graph import Architecture
+from .ir.passes import run_pipeline
 
 _ALLOWED = (int, float, bool, str, list, tuple, type(None))
 
@@ -22,27 +29,51 @@ def _check_value(key, value):
 
 
 def parse_spec(spec: str) -> tuple[ast.Module, str, str | None]:
-    """Parse a spec path or bundled name; returns (AST, path, variant implied by the name)."""
+    """Parse a spec path or bundled name; returns (AST, path, variant implied by the name).
+
+    Raises :class:`~archdsl.SpecNotFoundError` or :class:`~archdsl.SpecSyntaxError`.
+    """
     path, variant = resolve(spec)
     return parse_file(path), str(path), variant
 
 
-def load(spec: str, variant: str | None = None, **params) -> Architecture:
+def elaborate_spec(module: ast.Module, path: str, variant: str | None = None, params: dict | None = None,
+                   input_shape: tuple | None = None, on_pass=None) -> Architecture:
+    """Elaborate a parsed spec to the IR and run the pass pipeline.
+
+    ``input_shape`` (``(C, H, W)``, or ``(H, W)`` keeping the spec's channels)
+    replaces the spec's declared input; a spec that declares a ``resolution``
+    parameter gets it set too for square inputs, so everything it derives from
+    the resolution stays consistent. ``on_pass(pass_, before, after)`` sees each
+    IR pass (``--emit passes``). Raises :class:`~archdsl.SpecError`.
+    """
+    params = dict(params or {})
+    for key, value in params.items():
+        _check_value(key, value)
+    if input_shape is not None:
+        input_shape = tuple(input_shape)
+        height, width = input_shape[-2:]
+        if height == width and "resolution" not in params and any(p.name == "resolution" for p in module.params):
+            params["resolution"] = height
+    return run_pipeline(elaborate(module, path, variant, params, input_shape), on_pass=on_pass)
+
+
+def load(spec: str, variant: str | None = None, *, input_shape: tuple | None = None, **params) -> Architecture:
     """Parse and elaborate ``spec`` (a ``.arch`` path or a bundled name such as ``resnet50``).
 
     ``variant`` picks one of the spec's variants; keyword arguments override its
-    parameters (``load("resnet50", num_classes=10)``). Returns the
-    :class:`~archdsl.ir.Architecture`, whose ``.graph`` is the networkx IR.
+    parameters (``load("resnet50", num_classes=10)``); ``input_shape`` builds it
+    at another input (``load("resnet50", input_shape=(3, 320, 320))``). Returns
+    the :class:`~archdsl.ir.graph.Architecture`, whose ``.graph`` is the networkx IR.
     """
-    for key, value in params.items():
-        _check_value(key, value)
     module, path, implied = parse_spec(spec)
-    return elaborate(module, path, variant or implied, params)
+    return elaborate_spec(module, path, variant or implied, params, input_shape)
 
 
-def loads(text: str, variant: str | None = None, path: str = "<string>", **params) -> Architecture:
-    """Like :func:`load`, for spec text held in a string."""
-    return elaborate(parse(text, path), path, variant, params)
+def loads(text: str, variant: str | None = None, path: str = "<string>", *,
+          input_shape: tuple | None = None, **params) -> Architecture:
+    """Like :func:`load`, for spec text held in a string (``path`` names it in messages)."""
+    return elaborate_spec(parse(text, path), path, variant, params, input_shape)
 
 
 def build(spec, variant: str | None = None, weights=None, **params):
@@ -50,12 +81,13 @@ def build(spec, variant: str | None = None, weights=None, **params):
 
     ``spec`` is a path, a bundled name or an :class:`Architecture`. ``weights``
     is a state dict or a ``.safetensors`` / ``.pth`` file in torchvision's
-    layout; it is loaded into the module before it is returned.
+    layout; it is loaded into the module before it is returned. Raises
+    :class:`~archdsl.WeightsError` when the weights do not fit.
     """
     arch = spec if isinstance(spec, Architecture) else load(spec, variant, **params)
     module = arch.to_torch()
     if weights is not None:
-        from .weights import load_weights
+        from .backends.weights import load_weights
         load_weights(module, weights)
     return module
 
@@ -68,3 +100,9 @@ def list_models() -> list[str]:
 def spec_path(name: str) -> Path:
     """The file a bundled name (or path) resolves to."""
     return resolve(name)[0]
+
+
+def load_with_input(spec: str, variant: str | None = None, input_shape: tuple | None = None,
+                    **params) -> Architecture:
+    """``load(spec, variant, input_shape=input_shape, **params)`` (the older spelling)."""
+    return load(spec, variant, input_shape=input_shape, **params)

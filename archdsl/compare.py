@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 
-from .errors import ArchError
-from .summary import CONVENTION
+from .errors import ArchError, shape_text
+from .backends.table import CONVENTION
+from .published import published
 
 
 def published_top1(name: str) -> dict | None:
@@ -22,21 +23,10 @@ def published_top1(name: str) -> dict | None:
     the centre crop it was measured at, the weights enum member and the
     torchvision release it was read from.
     """
-    try:
-        import torchvision
-        from torchvision.models import get_model_weights
-        weights = get_model_weights(name).DEFAULT
-    except Exception:  # no torchvision, or a name it does not know
+    facts = published(name)
+    if facts is None or facts["top1"] is None:
         return None
-    top1 = weights.meta.get("_metrics", {}).get("ImageNet-1K", {}).get("acc@1")
-    if top1 is None:
-        return None
-    try:
-        crop = int(weights.transforms().crop_size[0])
-    except Exception:
-        crop = None
-    return {"top1": float(top1), "crop": crop, "weights": str(weights),
-            "source": f"torchvision {torchvision.__version__}"}
+    return {key: facts[key] for key in ("top1", "crop", "weights", "source")}
 
 
 def compare(specs: list[str]) -> list[dict]:
@@ -74,7 +64,7 @@ def format_table(rows: list[dict]) -> str:
             top1 += f" (@{r['top1_crop']})"
             other_crop = True
         cells.append((r["name"], f"{r['params']:,}", f"{r['macs'] / 1e9:.3f}",
-                      "x".join(map(str, r["input_shape"])), top1))
+                      shape_text(r["input_shape"]), top1))
     widths = [max(len(head[i]), *(len(c[i]) for c in cells)) for i in range(5)]
 
     def line(c):

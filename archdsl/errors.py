@@ -8,6 +8,7 @@ caret under the spot, and what was expected. All errors derive from
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 
@@ -111,3 +112,42 @@ class SpecNotFoundError(ArchError):
 
 class WeightsError(ArchError):
     """A state dict or weights file that does not fit the compiled network."""
+
+
+# ---- message helpers shared by every layer ----------------------------------------
+
+def shape_text(shape, sep: str = "x") -> str:
+    """A shape as text: ``(64, 56, 56)`` → ``64x56x56`` (``sep="×"`` for diagrams)."""
+    return sep.join(str(d) for d in shape)
+
+
+def is_int(value) -> bool:
+    """True for Python integers, excluding booleans (``True`` is not a channel count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def describe(value) -> str:
+    """A short description of a value's type, for messages (``an integer``, ``a list``…)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return "a tuple"
+    if isinstance(value, list):
+        return "a list"
+    return getattr(type(value), "kind_text", type(value).__name__)
+
+
+def suggest(name: str, candidates) -> str | None:
+    """A did-you-mean hint naming up to three close candidates, or None."""
+    close = difflib.get_close_matches(name, sorted(candidates), n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return None

@@ -8,7 +8,7 @@ import torch.fx
 
 import archdsl
 from archdsl.errors import WeightsError
-from archdsl.torch_backend import NetworkOutputs, StochasticDepth
+from archdsl.backends.torch_fx import NetworkOutputs, StochasticDepth
 from conftest import liven, max_abs_diff
 
 SMALL = """
@@ -158,7 +158,7 @@ def test_weights_from_files(tmp_path, small):
 def test_weights_that_do_not_fit_are_refused(tmp_path, small):
     state = small.to_torch().state_dict()
     state.pop("fc.weight")
-    with pytest.raises(WeightsError, match="missing e.g. fc.weight"):
+    with pytest.raises(WeightsError, match=r"1 missing \(e.g. fc.weight\)"):
         archdsl.build(small, weights=state)
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="cannot read weights"):

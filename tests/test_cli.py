@@ -44,7 +44,7 @@ def test_variant_option(capsys):
 
 
 def test_check_builds_nothing(capsys, monkeypatch):
-    import archdsl.torch_backend as backend
+    import archdsl.backends.torch_fx as backend
     monkeypatch.setattr(backend, "compile_module", lambda arch: pytest.fail("check compiled a module"))
     code, out = run(capsys, "check", "resnet152")
     assert code == 0 and "60,192,808" in out

@@ -6,8 +6,8 @@ import pytest
 
 import archdsl
 from archdsl.errors import Source, SpecError
-from archdsl.expr import Env, Evaluator
-from archdsl.parser import parse_expression
+from archdsl.frontend.expr import Env, Evaluator
+from archdsl.frontend.parser import parse_expression
 
 
 def evaluate(text, **names):

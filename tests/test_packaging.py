@@ -25,7 +25,7 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_contains_grammar_and_specs(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "archdsl/grammar.lark" in names
+    assert "archdsl/frontend/grammar.lark" in names
     specs = {Path(n).name for n in names if n.startswith("archdsl/specs/") and n.endswith(".arch")}
     assert specs == {p.name for p in (ROOT / "specs").glob("*.arch")}
 

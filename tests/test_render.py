@@ -9,7 +9,7 @@ import pytest
 
 import archdsl
 from archdsl.cli import main
-from archdsl.render import RenderError, find_dot, render, repr_svg, run_dot, to_dot
+from archdsl.backends.dot import RenderError, find_dot, render, repr_svg, run_dot, to_dot
 
 needs_dot = pytest.mark.skipif(find_dot() is None, reason="Graphviz's dot is not installed")
 
@@ -120,13 +120,13 @@ def test_direction_and_bad_arguments():
 
 
 def test_dot_source_file_needs_no_graphviz(tmp_path, monkeypatch):
-    monkeypatch.setattr("archdsl.render.find_dot", lambda: None)
+    monkeypatch.setattr("archdsl.backends.dot.find_dot", lambda: None)
     path = render(archdsl.load("resnet18"), tmp_path / "net.dot")
     assert path.read_text().startswith('digraph "resnet18"')
 
 
 def test_missing_dot_says_how_to_install_it(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("archdsl.render.find_dot", lambda: None)
+    monkeypatch.setattr("archdsl.backends.dot.find_dot", lambda: None)
     with pytest.raises(RenderError, match="apt-get install graphviz"):
         run_dot("digraph {}", "svg")
     assert repr_svg(archdsl.load("resnet18")) is None

@@ -11,7 +11,7 @@ from torch import nn
 
 import archdsl
 from archdsl.cli import main
-from archdsl.printer import signature, to_arch
+from archdsl.backends.arch_text import signature, to_arch
 from archdsl.scale import ScaleError, parse_phi_range, report, scale, spec_text
 from conftest import max_abs_diff
 

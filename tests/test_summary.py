@@ -13,7 +13,9 @@ import torch
 import archdsl
 from archdsl.cli import main
 from archdsl.errors import SpecError
-from archdsl.summary import load_with_input, parse_input, summarize
+from archdsl.api import load_with_input
+from archdsl.backends.table import summarize
+from archdsl.cli._shared import parse_input
 from conftest import ROOT
 
 

@@ -151,7 +151,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"no such checkpoint: {path}")
     if path.suffix != ".safetensors":
-        from ..weights import read_state_dict
+        from ..backends.weights import read_state_dict
 
         try:
             return Checkpoint(path, read_state_dict(path))

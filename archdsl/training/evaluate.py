@@ -72,8 +72,8 @@ def evaluate_checkpoint(spec: str, checkpoint: str, data: str, *, variant: str |
     from .distributed import pick_device
     from .loaders import make_batches
     from .model import resolve_spec
-
-    from ..zoo import resolve
+    from ..backends.weights import load_weights, state_fit
+    from ..frontend.resolve import resolve
 
     ckpt = read_checkpoint(resolve_checkpoint_path(checkpoint))
     meta = ckpt.meta or {}
@@ -94,13 +94,12 @@ def evaluate_checkpoint(spec: str, checkpoint: str, data: str, *, variant: str |
     resolved = resolve_spec(spec, variant, params, len(classes))
     model = resolved.arch.to_torch()
     if ckpt.meta is not None:
-        problem = _misfit(model.state_dict(), ckpt.weights)
-        if problem:
+        problem = state_fit(model.state_dict(), ckpt.weights)
+        if not problem.exact:
             raise CheckpointError(f"{ckpt.path} does not fit {resolved.arch.name}: {problem}; it was "
                                   f"trained as {meta.get('name')} ({meta.get('spec')})")
         model.load_state_dict(ckpt.weights)
     else:
-        from ..weights import load_weights
         load_weights(model, ckpt.weights)
     dev = pick_device(device)
     cuda = dev.type == "cuda"
@@ -117,15 +116,3 @@ def evaluate_checkpoint(spec: str, checkpoint: str, data: str, *, variant: str |
             "loss": result["loss"],
             "per_class": [{"class": name, "accuracy": c / t if t else None, "correct": c, "total": t}
                           for name, (c, t) in zip(classes, result["per_class"])]}
-
-
-def _misfit(own: dict, weights: dict) -> str:
-    """What keeps ``weights`` from loading into a module with state dict ``own`` ('' if nothing)."""
-    missing = [k for k in own if k not in weights]
-    unexpected = [k for k in weights if k not in own]
-    reshaped = [f"{k} {tuple(weights[k].shape)} vs {tuple(own[k].shape)}"
-                for k in own if k in weights and weights[k].shape != own[k].shape]
-    parts = [f"{len(items)} {what} (e.g. {', '.join(items[:3])})"
-             for what, items in (("missing", missing), ("unexpected", unexpected),
-                                 ("of another shape", reshaped)) if items]
-    return "; ".join(parts)

@@ -182,6 +182,22 @@ class Trainer:
         if len(self.train_batches) == 0:
             raise ArchError("the training split is empty")
 
+        self._optimisation(model)
+        if state is not None:
+            self._restore(state, checkpoint)
+        net = model
+        if ctx.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda"
+                                          else None)
+        self.net = torch.compile(net) if cfg.compile else net
+        if ctx.is_main:
+            self._write_run_dir(checkpoint)
+
+    def _optimisation(self, model) -> None:
+        """Optimizer, gradient scaler, LR schedule and loss for ``model``."""
+        cfg = self.cfg
         groups = param_groups(model, self.head, cfg.decay(), cfg.backbone_lr_scale)
         self.optimizer = build_optimizer(cfg.optimizer, groups, cfg.base_lr(), cfg.momentum, cfg.nesterov)
         self.trainable = [p for g in groups for p in g["params"]]
@@ -191,32 +207,26 @@ class Trainer:
                                    round(cfg.warmup_epochs * spe), spe, cfg.step_size, cfg.gamma)
         self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
 
-        if state is not None:
-            self.optimizer.load_state_dict(state["optimizer"])
-            if self.scaler is not None and state.get("scaler"):
-                self.scaler.load_state_dict(state["scaler"])
-            self.start_epoch, self.step = state["epoch"], state["step"]
-            self.history, self.best = list(state["history"]), dict(state["best"])
-            set_rng_state(state["rng"])
-            self.log(f"resuming {self.run_dir} after epoch {self.start_epoch} "
-                     f"({checkpoint.path.name})")
+    def _restore(self, state: dict, checkpoint) -> None:
+        """Optimizer, scaler, position, history and RNG state of a resumed run."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.start_epoch, self.step = state["epoch"], state["step"]
+        self.history, self.best = list(state["history"]), dict(state["best"])
+        set_rng_state(state["rng"])
+        self.log(f"resuming {self.run_dir} after epoch {self.start_epoch} "
+                 f"({checkpoint.path.name})")
 
-        net = model
-        if ctx.distributed:
-            from torch.nn.parallel import DistributedDataParallel
-
-            net = DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda"
-                                          else None)
-        self.net = torch.compile(net) if cfg.compile else net
-
-        if ctx.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.ckpt_dir.mkdir(exist_ok=True)
-            remove_stale_temporaries(self.run_dir)
-            remove_stale_temporaries(self.ckpt_dir)
-            if checkpoint is None:
-                write_spec_files(self.run_dir, self.resolved.text, self._facts())
-            cfg.save(self.run_dir / "config.json")  # on resume: records a changed --epochs
+    def _write_run_dir(self, checkpoint) -> None:
+        """Create the run directory and record the spec and config (rank 0 only)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.ckpt_dir.mkdir(exist_ok=True)
+        remove_stale_temporaries(self.run_dir)
+        remove_stale_temporaries(self.ckpt_dir)
+        if checkpoint is None:
+            write_spec_files(self.run_dir, self.resolved.text, self._facts())
+        self.cfg.save(self.run_dir / "config.json")  # on resume: records a changed --epochs
 
     def _init_from(self, model) -> None:
         source = read_checkpoint(resolve_checkpoint_path(self.cfg.init_from))

@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..elaborate import elaborate
-from ..errors import ArchError, SpecError
-from ..ir import Architecture
-from ..parser import parse
-from ..zoo import resolve
+from ..api import elaborate_spec
+from ..errors import ArchError, SpecError, shape_text
+from ..frontend.parser import parse
+from ..frontend.resolve import resolve
+from ..ir.graph import Architecture
 
 
 @dataclass
@@ -52,7 +52,7 @@ def resolve_spec(spec: str, variant: str | None, overrides: dict, num_classes: i
     params = dict(overrides)
     if num_classes is not None and "num_classes" in declared and "num_classes" not in params:
         params["num_classes"] = num_classes
-    arch = elaborate(module, path, variant, params)
+    arch = elaborate_spec(module, path, variant, params)
     resolved = ResolvedSpec(arch, module, text, path, variant, "num_classes" in declared)
     if num_classes is not None:
         check_classifier(resolved, num_classes)
@@ -64,7 +64,7 @@ def check_classifier(resolved: ResolvedSpec, num_classes: int) -> None:
     arch = resolved.arch
     out = arch.output_shape
     if len(out) != 1:
-        raise SpecError(f"{arch.name} outputs a {'x'.join(map(str, out))} tensor; training needs a "
+        raise SpecError(f"{arch.name} outputs a {shape_text(out)} tensor; training needs a "
                         "vector of class scores (end the network with flatten and linear)")
     if out[0] == num_classes:
         return
@@ -83,7 +83,7 @@ def head_modules(resolved: ResolvedSpec) -> list[str]:
     if resolved.declares_num_classes and isinstance(arch.params.get("num_classes"), int):
         params = dict(arch.params, num_classes=arch.params["num_classes"] + 1)
         try:
-            other = elaborate(resolved.module, resolved.path, resolved.variant, params)
+            other = elaborate_spec(resolved.module, resolved.path, resolved.variant, params)
         except ArchError:
             other = None
         if other is not None:

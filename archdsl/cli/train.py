@@ -28,8 +28,15 @@ def register(subparsers) -> None:
     p.add_argument("--variant", default=_S, help="one of the spec's variants")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=_S,
                    help="override a spec parameter (a spec expression); repeatable")
+    _data_options(p.add_argument_group("data"))
+    _optimisation_options(p.add_argument_group("optimisation"))
+    _machine_options(p.add_argument_group("machine"))
+    _transfer_options(p.add_argument_group("transfer learning"))
+    _output_options(p.add_argument_group("output"))
+    p.set_defaults(func=run)
 
-    d = p.add_argument_group("data")
+
+def _data_options(d) -> None:
     d.add_argument("--data", default=_S, help="a class-per-subfolder folder, 'fashion-mnist' or 'digits'")
     d.add_argument("--val-split", type=float, default=_S, metavar="F",
                    help="held-out fraction when the data has no val/ folder (default 0.1)")
@@ -39,7 +46,8 @@ def register(subparsers) -> None:
                    help="random-crop padding for built-in datasets (default 2 for fashion-mnist)")
     d.add_argument("--workers", type=int, default=_S, help="DataLoader workers for folders")
 
-    s = p.add_argument_group("optimisation")
+
+def _optimisation_options(s) -> None:
     s.add_argument("--epochs", type=int, default=_S, help="default 10")
     s.add_argument("--batch-size", type=int, default=_S, help="per process (default 128)")
     s.add_argument("--optimizer", choices=["sgd", "adamw"], default=_S, help="default sgd")
@@ -57,7 +65,8 @@ def register(subparsers) -> None:
     s.add_argument("--clip-grad", type=float, default=_S, metavar="NORM", help="clip the gradient norm")
     s.add_argument("--aux-weight", type=float, default=_S, help="auxiliary outputs' loss weight (0.3)")
 
-    m = p.add_argument_group("machine")
+
+def _machine_options(m) -> None:
     m.add_argument("--device", default=_S, help="cpu, cuda, cuda:1… (default: cuda when available)")
     m.add_argument("--amp", choices=["none", "bf16", "fp16"], default=_S,
                    help="mixed precision (default: bf16 on CUDA, none on CPU)")
@@ -68,7 +77,8 @@ def register(subparsers) -> None:
     m.add_argument("--deterministic", action="store_true", default=_S,
                    help="deterministic kernels only (slower on GPU)")
 
-    t = p.add_argument_group("transfer learning")
+
+def _transfer_options(t) -> None:
     t.add_argument("--init-from", default=_S, metavar="CKPT",
                    help="start from an archdsl checkpoint or run, or a torchvision state dict file; "
                         "tensors that do not fit (the classifier) are skipped and reported")
@@ -76,14 +86,14 @@ def register(subparsers) -> None:
     t.add_argument("--backbone-lr-scale", type=float, default=_S, metavar="F",
                    help="the backbone's learning rate relative to the head's (default 1)")
 
-    o = p.add_argument_group("output")
+
+def _output_options(o) -> None:
     o.add_argument("--out", default=_S, metavar="RUN_DIR", help="default runs/NAME-TIMESTAMP")
     o.add_argument("--keep", type=int, default=_S, help="epoch checkpoints kept (default 2)")
     o.add_argument("--resume", metavar="RUN_DIR",
                    help="continue RUN_DIR from its last good checkpoint (may raise --epochs)")
     o.add_argument("--quiet", action="store_true", default=_S, help="one line per epoch, no bar")
     o.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=run)
 
 
 def build_config(args):

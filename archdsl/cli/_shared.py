@@ -6,8 +6,9 @@ import argparse
 import json
 
 from ..errors import Source, SpecError
-from ..expr import Env, Evaluator
-from ..parser import parse_expression
+from ..frontend.expr import Env, Evaluator
+from ..frontend.parser import parse_expression
+
 
 def add_spec_arguments(parser: argparse.ArgumentParser,
                        spec_help: str = "a .arch file or a bundled model name, e.g. resnet50") -> None:
@@ -33,8 +34,41 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def load_from_args(args):
+    """Elaborate ``args.spec`` with ``--variant``, ``--set`` and (where the command has it) ``--input``."""
     from ..api import load
-    return load(args.spec, args.variant, **parse_overrides(args.overrides))
+    return load(args.spec, args.variant, input_shape=getattr(args, "input", None),
+                **parse_overrides(args.overrides))
+
+
+def parse_input(text: str) -> tuple:
+    """``"3x224x224"`` → ``(3, 224, 224)``; ``"320"`` and ``"240x320"`` keep the spec's channels."""
+    parts = text.lower().replace("×", "x").replace(",", "x").split("x")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        dims = ()
+    if not 1 <= len(dims) <= 3 or any(d <= 0 for d in dims):
+        raise SpecError(f"--input expects CxHxW, HxW or a side in pixels (e.g. 3x224x224), got {text!r}")
+    return (dims[0], dims[0]) if len(dims) == 1 else dims
+
+
+def depth_arg(text: str) -> int:
+    """argparse type for ``--depth``: a positive integer (bad values exit 2 with usage)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def input_arg(text: str) -> tuple:
+    """argparse type for ``--input``: ``CxHxW``, ``HxW`` or one side."""
+    try:
+        return parse_input(text)
+    except SpecError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def print_json(obj) -> None:

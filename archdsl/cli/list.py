@@ -16,7 +16,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..api import load
-    from ..zoo import entries
+    from ..frontend.resolve import entries
 
     table = entries()
     if args.names:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 
 def read_state_dict(source) -> dict:
@@ -38,15 +39,42 @@ def read_state_dict(source) -> dict:
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
+@dataclass(frozen=True)
+class StateFit:
+    """How a state dict fits a module's: names it lacks, extra names, tensors of another shape."""
+
+    missing: list
+    unexpected: list
+    reshaped: list  # "key (given shape) vs (expected shape)"
+
+    @property
+    def exact(self) -> bool:
+        return not (self.missing or self.unexpected or self.reshaped)
+
+    def __str__(self) -> str:
+        parts = [f"{len(items)} {what} (e.g. {', '.join(items[:3])})"
+                 for what, items in (("missing", self.missing), ("unexpected", self.unexpected),
+                                     ("of another shape", self.reshaped)) if items]
+        return "; ".join(parts)
+
+
+def state_fit(own: dict, state: dict) -> StateFit:
+    """Compare ``state`` with a module's own state dict ``own``, by name and shape."""
+    return StateFit(
+        missing=[k for k in own if k not in state],
+        unexpected=[k for k in state if k not in own],
+        reshaped=[f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+                  for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)])
+
+
 def load_weights(module: nn.Module, source) -> nn.Module:
     """Load ``source`` into ``module``: by name when the keys match, else by order and shape."""
     state = read_state_dict(source)
     own = module.state_dict()
-    if set(state) == set(own):
-        for key, tensor in state.items():
-            if tuple(tensor.shape) != tuple(own[key].shape):
-                raise WeightsError(f"{key}: the weights have shape {tuple(tensor.shape)}, "
-                                   f"the network expects {tuple(own[key].shape)}")
+    fit = state_fit(own, state)
+    if not fit.missing and not fit.unexpected:
+        if fit.reshaped:
+            raise WeightsError(f"the weights do not fit this network: {fit}")
         module.load_state_dict(state)
         return module
     theirs = [(k, v) for k, v in state.items()]
@@ -55,10 +83,5 @@ def load_weights(module: nn.Module, source) -> nn.Module:
                                         for (_, v), (_, w) in zip(theirs, mine)):
         module.load_state_dict({k: v for (k, _), (_, v) in zip(mine, theirs)})
         return module
-    missing = sorted(set(own) - set(state))[:5]
-    unexpected = sorted(set(state) - set(own))[:5]
-    raise WeightsError(
-        "the weights do not fit this network: "
-        f"{len(state)} tensors given, {len(own)} expected"
-        + (f"; missing e.g. {', '.join(missing)}" if missing else "")
-        + (f"; unexpected e.g. {', '.join(unexpected)}" if unexpected else ""))
+    raise WeightsError(f"the weights do not fit this network: {len(state)} tensors given, "
+                       f"{len(own)} expected; {fit}")

@@ -11,6 +11,8 @@ Node attributes (every node):
     buffers    buffer element count (BatchNorm running stats)
     macs       multiply-accumulates (torchvision ``_ops`` convention)
     aux        name of the auxiliary output this node feeds only, else None
+    order      creation index; ties in topological order are broken by it
+    inplace    (optional, set by the ``inplace`` pass) may overwrite its first input
 
 Edges carry ``index``: the position of the source among the target's inputs.
 Graph attributes: ``scopes`` maps a scope path to ``{"kind", "block", "span"}``
@@ -19,12 +21,24 @@ Graph attributes: ``scopes`` maps a scope path to ``{"kind", "block", "span"}``
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
+from ..errors import ArchError
 from .ops import REGISTRY
+
+NODE_KEYS = ("op", "attrs", "name", "shape", "in_shapes", "params", "buffers", "macs", "order")
+
+
+class IRError(ArchError):
+    """The IR broke one of its invariants: a compiler bug, not a spec mistake.
+
+    Raised by :func:`verify` (never an ``assert``, so it holds under ``python -O``)
+    with the offending node and the stage that produced the graph.
+    """
 
 
 def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:
@@ -33,28 +47,48 @@ def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:
     return [src for _, src in sorted(preds)]
 
 
-def verify(graph: nx.DiGraph) -> None:
-    """Check the IR invariants; raises AssertionError (a compiler bug) on violation."""
-    assert nx.is_directed_acyclic_graph(graph), "IR has a cycle"
-    inputs = [n for n, d in graph.nodes(data=True) if d["op"] == "input"]
-    assert len(inputs) == 1, f"IR must have one input, has {len(inputs)}"
+def verify(graph: nx.DiGraph, after: str = "elaboration") -> None:
+    """Check the IR invariants; raises :class:`IRError` naming the node and ``after`` (the stage).
+
+    Invariants: acyclic; one ``input`` node; every node has :data:`NODE_KEYS`;
+    unique module paths; positive integer shapes; registered ops; edge indices
+    ``0..n-1``; input shapes equal their producers' shapes; arity as registered.
+    """
+    def fail(message: str, node=None):
+        where = f" at node {node!r} ({graph.nodes[node].get('name')})" if node is not None else ""
+        raise IRError(f"internal error: invalid IR after {after}{where}: {message}; please report this")
+
+    if not nx.is_directed_acyclic_graph(graph):
+        fail("the graph has a cycle")
+    inputs = [n for n, d in graph.nodes(data=True) if d.get("op") == "input"]
+    if len(inputs) != 1:
+        fail(f"expected one input node, found {len(inputs)}")
     names = set()
     for node, data in graph.nodes(data=True):
-        for key in ("op", "attrs", "name", "shape", "in_shapes", "params", "buffers", "macs", "order"):
-            assert key in data, f"node {node} lacks {key}"
-        assert data["name"] not in names, f"duplicate module path {data['name']}"
+        missing = [key for key in NODE_KEYS if key not in data]
+        if missing:
+            fail(f"missing attributes {missing}", node)
+        if data["name"] in names:
+            fail(f"duplicate module path {data['name']!r}", node)
         names.add(data["name"])
-        assert all(isinstance(d, int) and d > 0 for d in data["shape"]), f"bad shape at {node}"
-        if data["op"] == "input":
-            continue
-        assert data["op"] in REGISTRY, f"unknown op {data['op']} at {node}"
-        srcs = inputs_of(graph, node)
-        indices = sorted(d["index"] for _, _, d in graph.in_edges(node, data=True))
-        assert indices == list(range(len(srcs))), f"edge indices of {node} are not 0..n-1"
-        assert [graph.nodes[s]["shape"] for s in srcs] == list(data["in_shapes"]), \
-            f"input shapes of {node} disagree with its producers"
-        expected = REGISTRY[data["op"]].inputs
-        assert expected == -1 or expected == len(srcs), f"{node} has {len(srcs)} inputs"
+        if not all(isinstance(d, int) and d > 0 for d in data["shape"]):
+            fail(f"bad shape {data['shape']!r}", node)
+        if data["op"] != "input":
+            _verify_op(graph, node, data, fail)
+
+
+def _verify_op(graph: nx.DiGraph, node, data: dict, fail) -> None:
+    if data["op"] not in REGISTRY:
+        fail(f"unknown op {data['op']!r}", node)
+    srcs = inputs_of(graph, node)
+    indices = sorted(d["index"] for _, _, d in graph.in_edges(node, data=True))
+    if indices != list(range(len(srcs))):
+        fail(f"edge indices {indices} are not 0..{len(srcs) - 1}", node)
+    if [graph.nodes[s]["shape"] for s in srcs] != list(data["in_shapes"]):
+        fail("input shapes disagree with the producers' shapes", node)
+    expected = REGISTRY[data["op"]].inputs
+    if expected != -1 and expected != len(srcs):
+        fail(f"{len(srcs)} inputs, the op takes {expected}", node)
 
 
 @dataclass
@@ -79,10 +113,15 @@ class Architecture:
     def output_shape(self) -> tuple:
         return tuple(self.graph.nodes[self.output]["shape"])
 
+    @functools.cached_property
+    def execution_order(self) -> tuple:
+        """Node ids in execution order (topological, ties by creation), computed once."""
+        graph = self.graph
+        return tuple(nx.lexicographical_topological_sort(graph, key=lambda n: graph.nodes[n]["order"]))
+
     def ops(self, include_aux: bool = True):
         """Nodes in execution (topological) order, as ``(node_id, data)``."""
-        order = nx.lexicographical_topological_sort(self.graph, key=lambda n: self.graph.nodes[n]["order"])
-        for node in order:
+        for node in self.execution_order:
             data = self.graph.nodes[node]
             if data["op"] == "input" or (data.get("aux") and not include_aux):
                 continue
@@ -100,22 +139,22 @@ class Architecture:
 
     def to_torch(self):
         """Compile to a ``torch.fx.GraphModule`` (random init, like torch's defaults)."""
-        from .torch_backend import compile_module
+        from ..backends.torch_fx import compile_module
         return compile_module(self)
 
     def summary(self, depth: int | None = None):
-        """The per-layer table of shapes, parameters and MACs (print it); see archdsl.summary."""
-        from .summary import summarize
+        """The per-layer table of shapes, parameters and MACs (print it); see archdsl.backends.table."""
+        from ..backends.table import summarize
         return summarize(self, depth)
 
     def render(self, path, depth: int | None = None, collapse_repeats: bool = False, direction: str = "TB"):
-        """Write a Graphviz diagram (.svg/.png/.pdf/.dot); see archdsl.render."""
-        from .render import render
+        """Write a Graphviz diagram (.svg/.png/.pdf/.dot); see archdsl.backends.dot."""
+        from ..backends.dot import render
         return render(self, path, depth, collapse_repeats, direction)
 
     def _repr_svg_(self):
         """The diagram, inline in Jupyter."""
-        from .render import repr_svg
+        from ..backends.dot import repr_svg
         return repr_svg(self)
 
     def report(self) -> dict:

@@ -18,16 +18,14 @@ from pathlib import Path
 import networkx as nx
 
 from . import ast
-from .errors import ShapeError, SpecError, Span
-from .expr import (Env, Evaluator, UserFunction, bind_arguments, bind_target, describe,
-                   suggest, truth)
-from .ir import Architecture, verify
-from .ops import JOINS, REGISTRY, ArgProblem, ShapeProblem, bind_op_args
-from .parser import parse_file
+from ..errors import ShapeError, SpecError, Span, describe, is_int, shape_text, suggest
+from .expr import Env, Evaluator, bind_arguments, bind_target, truth
+from ..ir.graph import Architecture, verify
+from ..ir.ops import REGISTRY, ArgProblem, ShapeProblem, joins
+from .resolve import Library, declared_input, load_library, resolve_params
 
 MAX_BLOCK_DEPTH = 100
 MAX_NODES = 200_000
-GROUP_KINDS = ("branch", "seq")
 
 
 @dataclass(frozen=True)
@@ -54,22 +52,6 @@ class Scope:
         return ".".join(self.path + (name,))
 
 
-@dataclass
-class Library:
-    """Everything a spec (and its imports) defines at top level."""
-    blocks: dict = field(default_factory=dict)
-    functions: list = field(default_factory=list)
-    lets: list = field(default_factory=list)
-
-
-def _shape_text(shape) -> str:
-    return "x".join(str(d) for d in shape)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 class Elaborator:
     def __init__(self, module: ast.Module, path: str):
         self.module = module
@@ -81,101 +63,14 @@ class Elaborator:
         self.library = Library()
         self.global_env = Env()
 
-    # ---- top level ----------------------------------------------------------------
-
-    def load_library(self, module: ast.Module, path: str, stack: tuple) -> None:
-        for imp in module.imports:
-            target = self._resolve_import(imp, path)
-            if str(target) in stack:
-                raise SpecError(f"import cycle: {' → '.join(Path(p).name for p in stack + (str(target),))}",
-                                imp.span)
-            imported = parse_file(target)
-            if imported.network is not None or imported.params:
-                raise SpecError(f"{imp.path} is a network spec; only libraries of blocks, functions "
-                                "and lets can be imported", imp.span)
-            self.load_library(imported, str(target), stack + (str(target),))
-        for block in module.blocks:
-            if block.name in self.library.blocks:
-                other = self.library.blocks[block.name].span
-                raise SpecError(f"block {block.name!r} is defined twice (first at {other.location})",
-                                block.span)
-            if block.name in REGISTRY or block.name in JOINS + GROUP_KINDS:
-                raise SpecError(f"block {block.name!r} has the name of a built-in op", block.span,
-                                hint="choose another name")
-            self.library.blocks[block.name] = block
-        self.library.functions.extend(module.functions)
-        self.library.lets.extend(module.lets)
-
-    def _resolve_import(self, imp: ast.Import, path: str) -> Path:
-        from .zoo import SPECS_DIR
-        candidates = [Path(path).parent / imp.path, SPECS_DIR / imp.path]
-        for candidate in candidates:
-            if candidate.is_file():
-                return candidate.resolve()
-        raise SpecError(f"cannot import {imp.path!r}: no such file", imp.span,
-                        expected=f"a file relative to {Path(path).parent or '.'} or a bundled library")
-
-    def resolve_params(self, variant: str | None, overrides: dict) -> tuple[Env, dict]:
-        module = self.module
-        declared = {p.name: p for p in module.params}
-        assigned: dict = {}
-        if variant is not None:
-            chosen = next((v for v in module.variants if v.name == variant), None)
-            if chosen is None:
-                names = [v.name for v in module.variants]
-                raise SpecError(f"{self.path} has no variant {variant!r}", None,
-                                expected=", ".join(names) if names else "no variants are declared",
-                                hint=suggest(variant, names))
-            for kw in chosen.assignments:
-                if kw.name not in declared:
-                    raise SpecError(f"variant {chosen.name} sets {kw.name!r}, which is not a parameter",
-                                    kw.span, expected="one of: " + ", ".join(declared),
-                                    hint=suggest(kw.name, declared))
-                assigned[kw.name] = ("expr", kw.value)
-        for key, value in overrides.items():
-            if key not in declared:
-                raise SpecError(f"{Path(self.path).name} has no parameter {key!r}", None,
-                                expected="one of: " + (", ".join(declared) or "(none declared)"),
-                                hint=suggest(key, declared))
-            assigned[key] = ("value", value)
-        env = Env()
-        for fn in self.library.functions:
-            if fn.name in env.values:
-                raise SpecError(f"function {fn.name!r} is defined twice", fn.span)
-            env.values[fn.name] = UserFunction(fn, env)
-        values = {}
-        for param in module.params:
-            kind, value = assigned.get(param.name, ("expr", param.value))
-            if kind == "expr":
-                value = Evaluator(env)(value)
-            env.values[param.name] = values[param.name] = value
-        for let in self.library.lets:
-            bind_target(let.target, Evaluator(env)(let.value), env)
-        return env, values
-
-    def input_shape(self, env: Env) -> tuple:
-        decl = self.module.input
-        if decl is None:
-            raise SpecError("the spec declares no input", self.module.span,
-                            expected="a line like: input 3 x 224 x 224")
-        dims = []
-        for dim in decl.dims:
-            value = Evaluator(env)(dim)
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            if not _is_int(value) or value <= 0:
-                raise SpecError(f"an input dimension must be a positive integer, got {value!r}", dim.span)
-            dims.append(value)
-        return tuple(dims)
-
     def run(self, variant: str | None, overrides: dict, input_shape: tuple | None = None) -> Architecture:
         if self.module.network is None:
             raise SpecError("the spec has no network section", self.module.span,
                             expected="network: followed by an indented list of ops and blocks")
-        self.load_library(self.module, self.path, (str(Path(self.path).resolve()),))
-        env, params = self.resolve_params(variant, overrides)
+        self.library = load_library(self.module, self.path)
+        env, params = resolve_params(self.module, self.library, self.path, variant, overrides)
         self.global_env = env
-        shape = self.input_shape(env)
+        shape = declared_input(self.module, env)
         if input_shape is not None:  # (C, H, W), or (H, W) keeping the spec's channels
             shape = tuple(input_shape) if len(input_shape) == 3 else (shape[0], *input_shape)
         self.graph.add_node("input", op="input", attrs={}, name="input", span=None, shape=shape,
@@ -293,20 +188,20 @@ class Elaborator:
         if callee in self.library.blocks:
             return self.call_block(self.library.blocks[callee], head, args, kwargs, value, scope, label,
                                    label_span or head.span)
-        if callee in REGISTRY and callee not in JOINS:
+        if callee in REGISTRY and callee not in joins():
             return self.call_op(callee, head, args, kwargs, value, scope, label, label_span or head.span)
-        if callee in JOINS:
+        if callee in joins():
             raise SpecError(f"{callee} joins branches; write it as a group", head.span,
                             expected=f"{callee}: followed by an indented branch per line")
-        candidates = set(self.library.blocks) | (set(REGISTRY) - set(JOINS))
+        candidates = set(self.library.blocks) | (set(REGISTRY) - set(joins()))
         raise SpecError(f"unknown op or block {callee!r}", head.name.span,
-                        expected="a primitive op or a block defined in this spec",
+                        expected="a primitive op (`archdsl ops` lists them) or a block defined in this spec",
                         hint=suggest(callee, candidates))
 
     def call_op(self, op: str, head: ast.Head, args, kwargs, value: Value, scope: Scope,
                 label: str | None, name_span: Span) -> Value:
         attrs = self.bind_args(op, head, args, kwargs)
-        if op == "identity":
+        if not REGISTRY[op].traits.emits_node:
             return value
         name = label if label is not None else scope.next_index()
         return self.add_node(op, attrs, [value], scope, name, head.span, named=label is not None,
@@ -315,7 +210,7 @@ class Elaborator:
     def bind_args(self, op: str, head: ast.Head, args, kwargs) -> dict:
         """Validate an op's arguments; errors point at the offending argument."""
         try:
-            return bind_op_args(REGISTRY[op], args, kwargs)
+            return REGISTRY[op].bind(args, kwargs)
         except ArgProblem as problem:
             span = head.span
             names = [a.name for a in REGISTRY[op].args]
@@ -340,10 +235,10 @@ class Elaborator:
             if branches:
                 notes = tuple(self.branch_note(i, b) for i, b in enumerate(branches))
             raise ShapeError(str(problem), span, notes=notes,
-                             expected=f"an input that {op} accepts (got {', '.join(map(_shape_text, in_shapes))})"
+                             expected=f"an input that {op} accepts (got {', '.join(map(shape_text, in_shapes))})"
                              if not branches else "branches that agree in shape") from None
         if any(d <= 0 for d in shape):
-            raise ShapeError(f"{op} would produce an empty {_shape_text(shape)} tensor", span)
+            raise ShapeError(f"{op} would produce an empty {shape_text(shape)} tensor", span)
         path = scope.join(name)
         if path in self.graph or path in self.graph.graph["scopes"]:
             if named:
@@ -396,7 +291,7 @@ class Elaborator:
             label = self.label_name(group.label, env, value)
         head = group.head
         kind = self.name_text(head.name, env, value)
-        if kind in JOINS:
+        if kind in joins():
             return self.join(group, kind, value, env, scope, label)
         if not self.when_holds(head, env, value):
             return value
@@ -446,8 +341,8 @@ class Elaborator:
         span, start, end = branch
         where = f" (line {span.line})" if span else ""
         if start.node == end.node:
-            return f"branch {index + 1}{where} passes its input through: {_shape_text(end.shape)}"
-        return f"branch {index + 1}{where} gives {_shape_text(end.shape)}"
+            return f"branch {index + 1}{where} passes its input through: {shape_text(end.shape)}"
+        return f"branch {index + 1}{where} gives {shape_text(end.shape)}"
 
     def count_branches(self, group: ast.Group) -> int:
         count = 0
@@ -509,7 +404,7 @@ class Elaborator:
             count = ev(item.count)
             if isinstance(count, float) and count.is_integer():
                 count = int(count)
-            if not _is_int(count) or count < 0:
+            if not is_int(count) or count < 0:
                 raise SpecError(f"a repeat count must be a non-negative integer, got {count!r}",
                                 item.count.span, expected="a non-negative integer",
                                 hint="use ceil(...) or int(...) to round a scaled depth")

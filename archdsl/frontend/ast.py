@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Union
 
-from .errors import Span
+from ..errors import Span
 
 
 # ---- expressions ---------------------------------------------------------------

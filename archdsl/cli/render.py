@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ._shared import add_spec_arguments, parse_overrides
-from .summary import depth_arg, input_arg
+from ._shared import add_spec_arguments, depth_arg, input_arg, load_from_args
 
 
 def register(subparsers) -> None:
@@ -26,10 +25,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..render import render
-    from ..summary import load_with_input
+    from ..backends.dot import render
 
-    arch = load_with_input(args.spec, args.variant, args.input, **parse_overrides(args.overrides))
+    arch = load_from_args(args)
     path = render(arch, args.output, depth=args.depth, collapse_repeats=args.collapse_repeats,
                   direction=args.direction)
     print(f"wrote {path}")

@@ -21,31 +21,39 @@ from pathlib import Path
 
 import networkx as nx
 
-from .errors import ArchError
-from .ops import ACTIVATIONS, label_of
-from .summary import describe_scope, scope_chain
+from ..errors import ArchError
+from ..errors import shape_text
+from ..ir.ops import REGISTRY, Category, label_of
+from .table import describe_scope, scope_chain
 
 FORMATS = ("svg", "png", "pdf", "dot")
-_STYLE = {  # op → node attributes; ops not listed are plain white boxes
-    "conv": {"fillcolor": "#cfe2f3"},
-    "linear": {"fillcolor": "#d9ead3"},
-    "batchnorm": {"fillcolor": "#eeeeee"}, "lrn": {"fillcolor": "#eeeeee"},
-    "maxpool": {"fillcolor": "#fce5cd"}, "avgpool": {"fillcolor": "#fce5cd"},
-    "adaptive_avgpool": {"fillcolor": "#fce5cd"}, "adaptive_maxpool": {"fillcolor": "#fce5cd"},
-    "add": {"shape": "circle", "fillcolor": "#f4cccc", "width": "0.3", "fixedsize": "true"},
-    "mul": {"shape": "circle", "fillcolor": "#f4cccc", "width": "0.3", "fixedsize": "true"},
-    "concat": {"shape": "ellipse", "fillcolor": "#f4cccc"},
+_STYLE = {  # category → node attributes; categories not listed are plain white boxes
+    Category.CONV: {"fillcolor": "#cfe2f3"},
+    Category.LINEAR: {"fillcolor": "#d9ead3"},
+    Category.NORM: {"fillcolor": "#eeeeee"},
+    Category.POOL: {"fillcolor": "#fce5cd"},
+    Category.ACTIVATION: {"fillcolor": "#fff2cc", "fontsize": "9"},
+    Category.JOIN: {"shape": "ellipse", "fillcolor": "#f4cccc"},
 }
-_STYLE.update({act: {"fillcolor": "#fff2cc", "fontsize": "9"} for act in ACTIVATIONS})
+_GLYPH = {"shape": "circle", "width": "0.3", "fixedsize": "true"}  # a join drawn as one symbol (+, ×)
+
+
+def _style(op: str, label: str) -> dict:
+    category = REGISTRY[op].category
+    style = _STYLE.get(category, {})
+    if category is Category.JOIN and len(label) == 1:
+        style = {**style, **_GLYPH}
+    return style
+def _dims(shape) -> str:
+    return shape_text(shape, "×")
+
+
 _GRAPH = {"fontname": "Helvetica", "fontsize": "11", "nodesep": "0.25", "ranksep": "0.3",
           "labeljust": "l", "ordering": "out", "newrank": "true"}
 _NODE = {"shape": "box", "style": "rounded,filled", "fillcolor": "white", "fontname": "Helvetica",
          "fontsize": "10", "height": "0.3"}
 _EDGE = {"fontname": "Helvetica", "fontsize": "8", "color": "#555555", "arrowsize": "0.6"}
 _IO = {"shape": "ellipse", "fillcolor": "#eeeeee"}
-# Attributes that may differ between otherwise identical repeated blocks
-# (EfficientNet's stochastic-depth rate grows block by block).
-_VARYING = {"stochastic_depth": ("p",), "dropout": ("p",)}
 
 
 class RenderError(ArchError):
@@ -66,10 +74,6 @@ def _quote(text: str) -> str:
 
 def _attrs(attrs: dict) -> str:
     return ", ".join(f"{k}={_quote(v)}" for k, v in attrs.items())
-
-
-def _shape_text(shape) -> str:
-    return "×".join(map(str, shape))
 
 
 def _params_text(n: int) -> str:
@@ -132,7 +136,9 @@ class _Drawing:
         items = []
         for node in scope.ops:
             data = self.graph.nodes[node]
-            attrs = {k: v for k, v in data["attrs"].items() if k not in _VARYING.get(data["op"], ())}
+            # Ops whose rate may grow block by block (EfficientNet's stochastic depth)
+            # do not make otherwise identical blocks differ.
+            attrs = {} if REGISTRY[data["op"]].traits.varies else data["attrs"]
             sources = tuple(self.graph.nodes[s]["name"][cut:] if s in inside else "<in>"
                             for s in self._inputs(node))
             items.append((data["name"][cut:], data["op"], repr(sorted(attrs.items())),
@@ -182,7 +188,7 @@ class _Drawing:
     def emit_op(self, node: str, indent: str) -> None:
         data = self.graph.nodes[node]
         text = self.relabel.get(node) or label_of(data["op"], data["attrs"])
-        attrs = {"label": text, "tooltip": data["name"], **_STYLE.get(data["op"], {})}
+        attrs = {"label": text, "tooltip": data["name"], **_style(data["op"], text)}
         if data.get("aux"):
             attrs["style"] = "rounded,filled,dashed"
         self.visible[node] = self.new_id()
@@ -256,7 +262,7 @@ class _Drawing:
             seen.add((a, b))
             edges.append((a, b, src, dst))
         for a, b, src, dst in edges:
-            attrs = {"label": " " + _shape_text(self.graph.nodes[src]["shape"])}
+            attrs = {"label": " " + _dims(self.graph.nodes[src]["shape"])}
             if self.graph.nodes[dst].get("aux"):
                 attrs["style"] = "dashed"
             self.lines.append(f"  {a} -> {b} [{_attrs(attrs)}];")
@@ -287,7 +293,7 @@ class _Drawing:
             f"  graph [{_attrs({**_GRAPH, 'rankdir': self.direction, 'tooltip': arch.name})}];",
             f"  node [{_attrs(_NODE)}];",
             f"  edge [{_attrs(_EDGE)}];",
-            f"  input [{_attrs({'label': 'input ' + _shape_text(arch.input_shape), **_IO})}];",
+            f"  input [{_attrs({'label': 'input ' + _dims(arch.input_shape), **_IO})}];",
         ]
         self.visible["input"] = "input"
         self.emit_children(self.tree().children, "  ")
@@ -295,7 +301,7 @@ class _Drawing:
         outputs += [(name, node, True) for name, node in sorted(arch.aux_outputs.items())]
         for name, node, aux in outputs:
             out = self.new_id("out")
-            attrs = {"label": f"{name} {_shape_text(self.graph.nodes[node]['shape'])}", **_IO}
+            attrs = {"label": f"{name} {_dims(self.graph.nodes[node]['shape'])}", **_IO}
             if aux:
                 attrs["style"] = "filled,dashed"
             self.lines.append(f"  {out} [{_attrs(attrs)}];")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import shape_text
 from ._shared import add_spec_arguments, load_from_args, print_json
 
 
@@ -11,8 +12,9 @@ def register(subparsers) -> None:
                                           "print its name, input and output shapes and parameter count.")
     add_spec_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--emit", choices=["ast", "ir", "code"],
-                   help="print a pipeline stage instead: the AST, the IR graph, or the generated forward()")
+    p.add_argument("--emit", choices=["ast", "ir", "passes", "code"],
+                   help="print a pipeline stage instead: the AST, the IR graph (after the passes), "
+                        "each IR pass and what it changed, or the generated forward()")
     p.set_defaults(func=run)
 
 
@@ -22,13 +24,15 @@ def run(args) -> int:
         module, _, _ = parse_spec(args.spec)
         print(_format_ast(module))
         return 0
+    if args.emit == "passes":
+        return _emit_passes(args)
     arch = load_from_args(args)
     if args.emit == "ir":
         for node, data in arch.ops():
-            ins = ", ".join(x for x in ("x".join(map(str, s)) for s in data["in_shapes"]))
-            out = "x".join(map(str, data["shape"]))
+            ins = ", ".join(shape_text(s) for s in data["in_shapes"])
             attrs = ", ".join(f"{k}={v}" for k, v in data["attrs"].items())
-            print(f"{data['name']:<40} {data['op']}({attrs})  {ins} -> {out}")
+            mark = "  [in place]" if data.get("inplace") else ""
+            print(f"{data['name']:<40} {data['op']}({attrs})  {ins} -> {shape_text(data['shape'])}{mark}")
         return 0
     module = arch.to_torch()
     if args.emit == "code":
@@ -47,6 +51,27 @@ def run(args) -> int:
         print(f"  MACs    {report['macs'] / 1e9:.3f} G (convs and linears, torchvision convention)")
         if arch.aux_outputs:
             print(f"  aux     {', '.join(sorted(arch.aux_outputs))} (training mode only)")
+    return 0
+
+
+def _emit_passes(args) -> int:
+    from ..api import elaborate_spec, parse_spec
+    from ..ir.passes import changes
+    from ._shared import parse_overrides
+
+    shown = []
+
+    def show(p, before, after):
+        if not shown:
+            print(f"elaboration: {sum(1 for _ in before.ops())} ops")
+        shown.append(p.name)
+        lines = changes(before, after)
+        print(f"pass {p.name}: {p.doc} ({len(lines)} nodes changed)")
+        for line in lines:
+            print(f"    {line}")
+
+    module, path, implied = parse_spec(args.spec)
+    elaborate_spec(module, path, args.variant or implied, parse_overrides(args.overrides), on_pass=show)
     return 0
 
 

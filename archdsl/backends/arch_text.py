@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from .ir import Architecture, inputs_of
-from .ops import JOINS, REGISTRY
+from ..ir.graph import Architecture, inputs_of
+from ..ir.ops import REGISTRY, Category, joins
 
 INDENT = "    "
 LINE_WIDTH = 100
@@ -33,10 +33,17 @@ LINE_WIDTH = 100
 _KEYWORDS = {"aux", "repeat", "for", "if", "elif", "else", "let", "in", "when", "as", "and", "or",
              "not", "true", "false", "none", "fn", "return", "param", "variant", "import",
              "arch", "input", "network"}
-_STRUCTURAL = set(JOINS) | {"branch", "seq"}
-# Ops that read well on the same line as the op before them.
-_LIGHT = {"batchnorm", "relu", "relu6", "silu", "gelu", "sigmoid", "hardsigmoid", "hardswish",
-          "tanh", "flatten", "dropout"}
+_GROUPS = {"branch", "seq"}
+# Ops that read well on the same line as the op before them: argument-free or nearly so.
+_LIGHT = {Category.NORM, Category.ACTIVATION, Category.RESHAPE, Category.REGULARIZER}
+
+
+def _structural(name: str) -> bool:
+    return name in _GROUPS or name in joins()
+
+
+def _light(op: str) -> bool:
+    return REGISTRY[op].category in _LIGHT
 
 
 @dataclass
@@ -96,7 +103,7 @@ class _Flow:
         node = end
         while node != start:
             data = self.graph.nodes[node]
-            if data["op"] in JOINS:
+            if REGISTRY[data["op"]].category is Category.JOIN:
                 fork = self.idom[node]
                 items.append(_Join(node, [self.branch(fork, src, data, i)
                                           for i, src in enumerate(inputs_of(self.graph, node))]))
@@ -192,7 +199,7 @@ class _Printer:
         name = path[-1]
         if name.isdigit():
             head = "seq:"
-        elif name in _STRUCTURAL:
+        elif _structural(name):
             head = f"{name}: seq:"
         else:
             head = f"{self.name_text(name)}:"
@@ -249,7 +256,7 @@ class _Printer:
                 lines.append(f"{pad}repeat {run}:")
                 lines += [INDENT + line for line in block]
             elif (isinstance(element, _Op) and i > 0 and isinstance(pieces[i - 1][2], _Op)
-                    and self.graph.nodes[element.node]["op"] in _LIGHT
+                    and _light(self.graph.nodes[element.node]["op"])
                     and len(lines[-1]) + len(block[0].strip()) + 3 <= LINE_WIDTH):
                 lines[-1] += ";  " + block[0].strip()
             else:

@@ -2,30 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-from ._shared import add_spec_arguments, parse_overrides, print_json
-
-
-def depth_arg(text: str) -> int:
-    """argparse type for ``--depth``: a positive integer (bad values exit 2 with usage)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def input_arg(text: str) -> tuple:
-    """argparse type for ``--input``: ``CxHxW``, ``HxW`` or one side."""
-    from ..errors import SpecError
-    from ..summary import parse_input
-    try:
-        return parse_input(text)
-    except SpecError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+from ._shared import add_spec_arguments, depth_arg, input_arg, load_from_args, print_json
 
 
 def register(subparsers) -> None:
@@ -46,9 +23,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..summary import load_with_input, summarize
+    from ..backends.table import summarize
 
-    arch = load_with_input(args.spec, args.variant, args.input, **parse_overrides(args.overrides))
+    arch = load_from_args(args)
     result = summarize(arch, args.depth)
     if args.json:
         print_json(result.to_dict())

@@ -7,14 +7,13 @@ Python code from a spec; every operation is dispatched explicitly.
 
 from __future__ import annotations
 
-import difflib
 import math
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import ast
-from .errors import SpecError, Span
+from ..errors import SpecError, Span, describe, shape_text, suggest
 
 MAX_CALL_DEPTH = 200
 MAX_SEQUENCE = 1_000_000
@@ -58,6 +57,7 @@ class ShapeView:
     """What ``in`` evaluates to: the incoming tensor's shape (batch excluded)."""
 
     shape: tuple
+    kind_text = "the input shape"
 
     def attribute(self, name: str):
         if name == "shape":
@@ -69,7 +69,7 @@ class ShapeView:
         raise KeyError(name)
 
     def __str__(self):
-        return "x".join(str(d) for d in self.shape)
+        return shape_text(self.shape)
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class UserFunction:
 
     definition: ast.FnDef
     env: Env
+    kind_text = "a function"
 
     def __str__(self):
         return f"function {self.definition.name}"
@@ -88,32 +89,11 @@ class Builtin:
     name: str
     fn: Callable
     arity: tuple  # (min, max)
+    kind_text = "a function"
 
     def __str__(self):
         return f"builtin {self.name}"
 
-
-def describe(value) -> str:
-    """A short description of a value's type, for messages."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if value is None:
-        return "none"
-    if isinstance(value, tuple):
-        return "a tuple"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, (UserFunction, Builtin)):
-        return "a function"
-    if isinstance(value, ShapeView):
-        return "the input shape"
-    return type(value).__name__
 
 
 def _is_number(v) -> bool:
@@ -184,12 +164,6 @@ def truth(value, span: Span) -> bool:
     raise SpecError(f"{describe(value)} cannot be used as a condition", span,
                     expected="a boolean")
 
-
-def suggest(name: str, candidates) -> str | None:
-    close = difflib.get_close_matches(name, sorted(candidates), n=3, cutoff=0.6)
-    if close:
-        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
-    return None
 
 
 def bind_arguments(what: str, params: tuple, args: list, kwargs: dict, span: Span,

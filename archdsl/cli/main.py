@@ -1,6 +1,6 @@
 """The ``archdsl`` command line: a thin layer over the Python API.
 
-Each subcommand lives in ``archdsl/commands/<name>.py`` and exposes
+Each subcommand lives in ``archdsl/cli/<name>.py`` and exposes
 ``register(subparsers)``. Errors print to stderr and exit 1 (2 for bad usage);
 ``--debug`` shows the traceback.
 """
@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import pkgutil
 import sys
 
-from . import __version__, commands
-from .errors import ArchError
+from .. import __version__
+from ..errors import ArchError
 
-ORDER = ["compile", "check", "list", "summary", "render", "compare", "scale", "train", "eval"]
+# The commands, in the order ``--help`` lists them; each is a module of this package.
+COMMANDS = ["compile", "check", "list", "ops", "summary", "render", "compare", "scale", "train", "eval"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,9 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"archdsl {__version__}")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    names = [m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
-    for name in sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n)):
-        importlib.import_module(f"{commands.__name__}.{name}").register(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"{__package__}.{name}").register(sub)
     return parser
 
 

@@ -1,6 +1,6 @@
 """Per-layer summary of an elaborated network: shapes, parameters, MACs, memory.
 
-Everything here reads the IR only (``archdsl.ops`` already counted each op's
+Everything here reads the IR only (:mod:`archdsl.ir.ops` already counted each op's
 parameters and MACs at elaboration), so summarising EfficientNet-B7 allocates
 no weights and never imports torch.
 
@@ -16,47 +16,12 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from .errors import SpecError
-from .ops import label_of
+from ..errors import SpecError, shape_text
+from ..ir.ops import label_of
 
 CONVENTION = ("MACs = multiply-accumulates of convolutions and linear layers, one image, "
               "auxiliary heads excluded (torchvision's _ops convention; FLOPs elsewhere are often 2 x MACs)")
 BYTES_PER_ELEMENT = 4  # float32
-
-
-# ---- loading at another input size ---------------------------------------------------
-
-def parse_input(text: str) -> tuple:
-    """``"3x224x224"`` → ``(3, 224, 224)``; ``"320"`` and ``"240x320"`` keep the spec's channels."""
-    parts = text.lower().replace("×", "x").replace(",", "x").split("x")
-    try:
-        dims = tuple(int(p) for p in parts)
-    except ValueError:
-        dims = ()
-    if not 1 <= len(dims) <= 3 or any(d <= 0 for d in dims):
-        raise SpecError(f"--input expects CxHxW, HxW or a side in pixels (e.g. 3x224x224), got {text!r}")
-    return (dims[0], dims[0]) if len(dims) == 1 else dims
-
-
-def load_with_input(spec: str, variant: str | None = None, input_shape: tuple | None = None,
-                    **params):
-    """Like :func:`archdsl.load`, elaborated at ``input_shape`` instead of the spec's own input.
-
-    ``input_shape`` is ``(C, H, W)``, or ``(H, W)`` to keep the spec's channels.
-    A spec that declares a ``resolution`` parameter gets it set too (square
-    inputs), so everything the spec derives from it stays consistent; any
-    other spec simply sees a different input, since shapes flow from it.
-    """
-    from .api import load, parse_spec
-    from .elaborate import elaborate
-
-    if input_shape is None:
-        return load(spec, variant, **params)
-    module, path, implied = parse_spec(spec)
-    height, width = input_shape[-2:]
-    if height == width and "resolution" not in params and any(p.name == "resolution" for p in module.params):
-        params = {**params, "resolution": height}
-    return elaborate(module, path, variant or implied, params, tuple(input_shape))
 
 
 # ---- scopes -----------------------------------------------------------------------------
@@ -179,10 +144,6 @@ def totals(arch) -> dict:
 
 # ---- text -----------------------------------------------------------------------------------
 
-def _shape(shape) -> str:
-    return "x".join(map(str, shape))
-
-
 def _count(n: int) -> str:
     return f"{n:,}" if n else "-"
 
@@ -202,7 +163,7 @@ def _mib(n: int) -> str:
 
 def format_summary(summary: Summary) -> str:
     """The summary as an aligned text table with a header and totals."""
-    cells = [(r.name + (" (aux)" if r.aux else ""), r.op, _shape(r.shape), _count(r.params),
+    cells = [(r.name + (" (aux)" if r.aux else ""), r.op, shape_text(r.shape), _count(r.params),
               _count(r.macs)) for r in summary.rows]
     head = ("name", "op" if summary.depth is None else "op / block", "output", "params", "MACs")
     widths = [max(len(head[i]), *(len(c[i]) for c in cells)) if cells else len(head[i]) for i in range(5)]
@@ -214,7 +175,7 @@ def format_summary(summary: Summary) -> str:
     t = summary.totals
     rule = "-" * len(line(head))
     out = [f"{summary.name}  ({_display_path(summary.source)})",
-           f"input {_shape(summary.input_shape)} -> output {_shape(summary.output_shape)}"
+           f"input {shape_text(summary.input_shape)} -> output {shape_text(summary.output_shape)}"
            + (f"; one row per scope {summary.depth} deep" if summary.depth else "; one row per op"),
            CONVENTION, rule, line(head), rule]
     out += [line(c) for c in cells]

@@ -12,7 +12,7 @@ from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInpu
 from lark.indenter import DedentError, Indenter
 
 from . import ast
-from .errors import SpecError, SpecSyntaxError, Source, Span
+from ..errors import SpecError, SpecSyntaxError, Source, Span
 
 
 class ArchIndenter(Indenter):

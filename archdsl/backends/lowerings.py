@@ -1,0 +1,159 @@
+"""The torch lowering of every op: one :data:`LOWERINGS` entry per registered op that emits a node.
+
+A :class:`Lowering` either builds an ``nn.Module`` from the node's attributes
+and input shape (``module``), so the op appears in the state dict and in
+``named_modules()`` under its scope path, or adds torch calls to the fx graph
+(``function``) for ops with no state (flatten, joins, channel splits).
+:mod:`archdsl.backends.torch_fx` reads only this table; a test checks it covers
+exactly the registry's node-emitting ops.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+
+class StochasticDepth(nn.Module):
+    """Randomly drop a residual branch per sample ("row") or per batch, like torchvision."""
+
+    def __init__(self, p: float, mode: str = "row"):
+        super().__init__()
+        self.p = p
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode}"
+
+
+class ChannelAffine(nn.Module):
+    """A fixed per-channel ``x * scale + shift`` (no parameters, nothing in the state dict)."""
+
+    def __init__(self, scale, shift):
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32).view(1, -1, 1, 1),
+                             persistent=False)
+        self.register_buffer("shift", torch.tensor(shift, dtype=torch.float32).view(1, -1, 1, 1),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
+
+
+class ChannelShuffle(nn.Module):
+    """Interleave channels across ``groups`` (works with channels_last, unlike a view trick alone)."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        x = x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).contiguous()
+        return x.view(n, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
+ModuleFactory = Callable[[dict, tuple, bool], nn.Module]
+GraphEmitter = Callable[[fx.Graph, list, dict, bool], fx.Node]
+
+
+@dataclass(frozen=True)
+class Lowering:
+    """How one op becomes torch code.
+
+    ``module(attrs, in_shape, inplace)`` returns the op's ``nn.Module``;
+    ``function(graph, args, attrs, inplace)`` adds calls to an fx graph and
+    returns the result node. Exactly one is set. ``inplace`` is the IR node's
+    ``inplace`` annotation (set by the ``inplace`` pass).
+    """
+
+    module: ModuleFactory | None = None
+    function: GraphEmitter | None = None
+
+
+def _activation(cls, inplace_form: bool) -> Lowering:
+    if inplace_form:
+        return Lowering(module=lambda a, shape, inplace: cls(inplace=True) if inplace else cls())
+    return Lowering(module=lambda a, shape, inplace: cls())
+
+
+def _conv(a, shape, inplace):
+    padding = a["padding"] if a["padding"] == "same" else tuple(a["padding"])
+    return nn.Conv2d(shape[0], a["out"], a["kernel"], a["stride"], padding, a["dilation"],
+                     a["groups"], a["bias"])
+
+
+def _batchnorm(a, shape, inplace):
+    cls = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+    return cls(shape[0], eps=a["eps"], momentum=a["momentum"])
+
+
+def _add(g, args, a, inplace):
+    # In place (torchvision's `out += identity`) when the pass found the first
+    # branch's fresh output has no other reader: one allocation less per block.
+    out = args[0]
+    for other in args[1:]:
+        out = g.call_method("add_", (out, other)) if inplace else g.call_function(operator.add, (out, other))
+    return out
+
+
+def _mul(g, args, a, inplace):
+    out = args[0]
+    for other in args[1:]:
+        out = g.call_function(operator.mul, (out, other))
+    return out
+
+
+def _split(g, args, a, inplace):
+    chunks = g.call_function(torch.chunk, (args[0], a["chunks"], 1))
+    return g.call_function(operator.getitem, (chunks, a["index"]))
+
+
+LOWERINGS: dict[str, Lowering] = {
+    "conv": Lowering(module=_conv),
+    "batchnorm": Lowering(module=_batchnorm),
+    "lrn": Lowering(module=lambda a, s, i: nn.LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"])),
+    "channel_affine": Lowering(module=lambda a, s, i: ChannelAffine(a["scale"], a["shift"])),
+    "relu": _activation(nn.ReLU, True),
+    "relu6": _activation(nn.ReLU6, True),
+    "silu": _activation(nn.SiLU, True),
+    "gelu": _activation(nn.GELU, False),
+    "sigmoid": _activation(nn.Sigmoid, False),
+    "hardsigmoid": _activation(nn.Hardsigmoid, True),
+    "hardswish": _activation(nn.Hardswish, True),
+    "tanh": _activation(nn.Tanh, False),
+    "maxpool": Lowering(module=lambda a, s, i: nn.MaxPool2d(
+        a["kernel"], a["stride"] or a["kernel"], a["padding"], ceil_mode=a["ceil_mode"])),
+    "avgpool": Lowering(module=lambda a, s, i: nn.AvgPool2d(
+        a["kernel"], a["stride"] or a["kernel"], a["padding"], ceil_mode=a["ceil_mode"],
+        count_include_pad=a["count_include_pad"])),
+    "adaptive_avgpool": Lowering(module=lambda a, s, i: nn.AdaptiveAvgPool2d(a["size"])),
+    "adaptive_maxpool": Lowering(module=lambda a, s, i: nn.AdaptiveMaxPool2d(a["size"])),
+    "flatten": Lowering(function=lambda g, args, a, i: g.call_function(torch.flatten, (args[0], 1))),
+    "linear": Lowering(module=lambda a, s, i: nn.Linear(s[0], a["out"], bias=a["bias"])),
+    "dropout": Lowering(module=lambda a, s, i: nn.Dropout(a["p"], inplace=False)),
+    "stochastic_depth": Lowering(module=lambda a, s, i: StochasticDepth(a["p"], a["mode"])),
+    "channel_shuffle": Lowering(module=lambda a, s, i: ChannelShuffle(a["groups"])),
+    "channel_split": Lowering(function=_split),
+    "add": Lowering(function=_add),
+    "mul": Lowering(function=_mul),
+    "concat": Lowering(function=lambda g, args, a, i: g.call_function(torch.cat, (list(args), 1))),
+}

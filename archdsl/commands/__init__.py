@@ -1,1 +1,0 @@
-"""One module per ``archdsl`` subcommand; each exposes ``register(subparsers)``."""

@@ -1,0 +1,186 @@
+"""Resolution: bundled names and spec files, imports, parameters and variants, the input.
+
+``resolve("resnet50")`` finds ``specs/resnet.arch`` (variant ``resnet50``);
+:func:`load_library` follows a spec's imports; :func:`resolve_params` applies a
+variant and overrides to the declared parameters.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ast
+from ..errors import SpecError, SpecNotFoundError, is_int, suggest
+from ..ir.ops import REGISTRY
+from .expr import Env, Evaluator, UserFunction, bind_target
+from .parser import parse_file
+
+# Structural words a block may not be named after.
+GROUP_KINDS = ("branch", "seq")
+
+
+def _specs_dir() -> Path:
+    package = Path(__file__).resolve().parent.parent
+    packaged = package / "specs"  # inside an installed wheel
+    if packaged.is_dir():
+        return packaged
+    return package.parent / "specs"  # a source checkout
+
+
+SPECS_DIR = _specs_dir()
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    path: Path
+    variant: str | None
+    family: str
+
+
+@functools.lru_cache(maxsize=None)
+def entries() -> dict[str, ZooEntry]:
+    """Every bundled name: each variant of each spec, and each family without variants."""
+    out: dict[str, ZooEntry] = {}
+    for path in sorted(SPECS_DIR.glob("*.arch")):
+        module = parse_file(path)
+        if module.network is None:
+            continue  # a library of blocks
+        family = module.arch_name or path.stem
+        if module.variants:
+            for variant in module.variants:
+                out[variant.name] = ZooEntry(variant.name, path, variant.name, family)
+        else:
+            out[family] = ZooEntry(family, path, None, family)
+    return out
+
+
+def resolve(spec: str) -> tuple[Path, str | None]:
+    """A path or a bundled name → (spec file, variant or None)."""
+    path = Path(spec)
+    if path.suffix == ".arch" or path.exists():
+        if path.is_file():
+            return path, None
+        raise SpecNotFoundError(f"no such spec file: {spec}")
+    table = entries()
+    if spec in table:
+        return table[spec].path, table[spec].variant
+    by_stem = SPECS_DIR / f"{spec}.arch"
+    if by_stem.is_file():
+        return by_stem, None
+    hint = suggest(spec, table)
+    raise SpecNotFoundError(f"{spec!r} is neither a spec file nor a bundled model"
+                            + (f"; {hint}" if hint else "; `archdsl list` shows the bundled names"))
+
+
+@dataclass
+class Library:
+    """Everything a spec (and its imports) defines at top level."""
+    blocks: dict = field(default_factory=dict)
+    functions: list = field(default_factory=list)
+    lets: list = field(default_factory=list)
+
+
+def load_library(module: ast.Module, path: str) -> Library:
+    """The blocks, functions and lets of ``module`` and everything it imports.
+
+    Raises :class:`SpecError` at the ``import`` line for a missing file, a
+    cycle or an imported network spec, and at a block defined twice or named
+    like a built-in op.
+    """
+    library = Library()
+    _load_into(library, module, path, (str(Path(path).resolve()),))
+    return library
+
+
+def _load_into(library: Library, module: ast.Module, path: str, stack: tuple) -> None:
+    for imp in module.imports:
+        target = _resolve_import(imp, path)
+        if str(target) in stack:
+            raise SpecError(f"import cycle: {' → '.join(Path(p).name for p in stack + (str(target),))}",
+                            imp.span)
+        imported = parse_file(target)
+        if imported.network is not None or imported.params:
+            raise SpecError(f"{imp.path} is a network spec; only libraries of blocks, functions "
+                            "and lets can be imported", imp.span)
+        _load_into(library, imported, str(target), stack + (str(target),))
+    for block in module.blocks:
+        if block.name in library.blocks:
+            other = library.blocks[block.name].span
+            raise SpecError(f"block {block.name!r} is defined twice (first at {other.location})",
+                            block.span)
+        if block.name in REGISTRY or block.name in GROUP_KINDS:
+            raise SpecError(f"block {block.name!r} has the name of a built-in op", block.span,
+                            hint="choose another name")
+        library.blocks[block.name] = block
+    library.functions.extend(module.functions)
+    library.lets.extend(module.lets)
+
+def _resolve_import(imp: ast.Import, path: str) -> Path:
+    candidates = [Path(path).parent / imp.path, SPECS_DIR / imp.path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise SpecError(f"cannot import {imp.path!r}: no such file", imp.span,
+                    expected=f"a file relative to {Path(path).parent or '.'} or a bundled library")
+
+def resolve_params(module: ast.Module, library: Library, path: str, variant: str | None,
+                   overrides: dict) -> tuple[Env, dict]:
+    """The global environment (functions, parameters, lets) and the resolved parameter values.
+
+    A variant's assignments apply first, then ``overrides``; each must name a
+    declared parameter. Raises :class:`SpecError`.
+    """
+    declared = {p.name: p for p in module.params}
+    assigned: dict = {}
+    if variant is not None:
+        chosen = next((v for v in module.variants if v.name == variant), None)
+        if chosen is None:
+            names = [v.name for v in module.variants]
+            raise SpecError(f"{path} has no variant {variant!r}", None,
+                            expected=", ".join(names) if names else "no variants are declared",
+                            hint=suggest(variant, names))
+        for kw in chosen.assignments:
+            if kw.name not in declared:
+                raise SpecError(f"variant {chosen.name} sets {kw.name!r}, which is not a parameter",
+                                kw.span, expected="one of: " + ", ".join(declared),
+                                hint=suggest(kw.name, declared))
+            assigned[kw.name] = ("expr", kw.value)
+    for key, value in overrides.items():
+        if key not in declared:
+            raise SpecError(f"{Path(path).name} has no parameter {key!r}", None,
+                            expected="one of: " + (", ".join(declared) or "(none declared)"),
+                            hint=suggest(key, declared))
+        assigned[key] = ("value", value)
+    env = Env()
+    for fn in library.functions:
+        if fn.name in env.values:
+            raise SpecError(f"function {fn.name!r} is defined twice", fn.span)
+        env.values[fn.name] = UserFunction(fn, env)
+    values = {}
+    for param in module.params:
+        kind, value = assigned.get(param.name, ("expr", param.value))
+        if kind == "expr":
+            value = Evaluator(env)(value)
+        env.values[param.name] = values[param.name] = value
+    for let in library.lets:
+        bind_target(let.target, Evaluator(env)(let.value), env)
+    return env, values
+
+def declared_input(module: ast.Module, env: Env) -> tuple:
+    """The spec's ``input C x H x W`` evaluated in ``env``; raises :class:`SpecError`."""
+    decl = module.input
+    if decl is None:
+        raise SpecError("the spec declares no input", module.span,
+                        expected="a line like: input 3 x 224 x 224")
+    dims = []
+    for dim in decl.dims:
+        value = Evaluator(env)(dim)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not is_int(value) or value <= 0:
+            raise SpecError(f"an input dimension must be a positive integer, got {value!r}", dim.span)
+        dims.append(value)
+    return tuple(dims)

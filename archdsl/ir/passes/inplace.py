@@ -1,0 +1,36 @@
+"""The ``inplace`` pass: which ops may overwrite their input.
+
+An activation with an in-place form (``inplace_safe``) may overwrite its
+input, and a residual ``add`` may accumulate into its first branch, when that
+input is a fresh tensor (``fresh_output``: a conv, norm, linear or join
+result) that nothing else reads and that is not a network output — exactly
+when torchvision's hand-written ``relu(inplace=True)`` and ``out += identity``
+are safe. The pass sets the node attribute ``inplace = True``; the torch
+backend emits ``inplace=True`` modules and ``add_`` for those nodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..graph import Architecture, inputs_of
+from ..registry import REGISTRY
+
+
+def _overwritable(arch: Architecture, src: str) -> bool:
+    graph = arch.graph
+    op = graph.nodes[src]["op"]
+    return (op in REGISTRY and REGISTRY[op].traits.fresh_output and graph.out_degree(src) == 1
+            and src != arch.output and src not in arch.aux_outputs.values())
+
+
+def mark_inplace(arch: Architecture) -> Architecture:
+    """A copy of ``arch`` with ``inplace = True`` on nodes that may overwrite their first input."""
+    graph = arch.graph.copy()
+    for node, data in graph.nodes(data=True):
+        if data["op"] == "input":
+            continue
+        srcs = inputs_of(graph, node)
+        if REGISTRY[data["op"]].traits.inplace_safe and srcs and _overwritable(arch, srcs[0]):
+            data["inplace"] = True
+    return dataclasses.replace(arch, graph=graph)
