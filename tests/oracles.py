@@ -46,3 +46,10 @@ SMALL_INPUT = {"inception_v3": (75, {"aux_logits": False})}
 
 # Names whose spec input side is a `resolution` parameter (the rest are fixed at 224).
 FIXED_INPUT = {"alexnet", "googlenet"} | {n for n in ORACLES if n.startswith(("vgg", "res", "wide"))}
+
+# The size tier: networks of more than 60 M parameters run their output comparison only on CI
+# (CI=true) or with `-m slow`; their parameter counts are always checked.
+# tests/test_zoo.py::test_slow_tier_is_the_largest_networks keeps this list honest.
+SLOW_PARAMS = 60_000_000
+SLOW = {"alexnet", "wide_resnet50_2", "wide_resnet101_2", "resnet152", "resnext101_32x8d",
+        "resnext101_64x4d", "efficientnet_b7", "efficientnet_v2_l"} | {n for n in ORACLES if n.startswith("vgg")}

@@ -11,9 +11,12 @@ import pytest
 from archdsl.cli import main
 
 
-def run(capsys, *argv) -> tuple[int, str]:
+def run(capsys, *argv, expect: int = 0) -> tuple[int, str]:
+    """Run the CLI; its exit status must be ``expect`` (every call checks it)."""
     code = main(list(argv))
-    return code, capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert code == expect, f"exit {code}, expected {expect}; stderr: {captured.err[-500:]}"
+    return code, captured.out
 
 
 def test_compile_googlenet_prints_its_figures(capsys):
@@ -66,6 +69,29 @@ def test_emit_stages(capsys):
     assert "def forward" in out
     code, out = run(capsys, "compile", "examples/mnist_cnn.arch", "--emit", "ast")
     assert "BlockDef" not in out and "Chain" in out
+    code, out = run(capsys, "compile", "resnet18", "--emit", "passes")
+    assert "pass inplace" in out and "layer1.0.add (add): inplace=True" in out
+
+
+def test_ops_lists_the_registry(capsys):
+    code, out = run(capsys, "ops", "--json")
+    ops = {op["name"]: op for op in json.loads(out)}
+    assert ops["conv"]["category"] == "conv" and ops["add"]["inputs"] == "any"
+    assert [a["name"] for a in ops["conv"]["args"]][:2] == ["out", "kernel"]
+    code, out = run(capsys, "ops", "maxpool")
+    assert "ceil_mode = false" in out
+    code, out = run(capsys, "ops", "relux", expect=1)
+
+
+def test_unknown_op_points_to_the_op_list(write_spec, capsys):
+    path = write_spec("""
+        input 3 x 8 x 8
+        network:
+            relux
+    """)
+    assert main(["check", path]) == 1
+    err = capsys.readouterr().err
+    assert ":3:5:" in err and "`archdsl ops` lists them" in err and "did you mean 'relu'" in err
 
 
 def test_examples_compile(capsys):

@@ -15,8 +15,6 @@ needs_dot = pytest.mark.skipif(find_dot() is None, reason="Graphviz's dot is not
 
 
 def _bundled(name):
-    if name not in archdsl.list_models():
-        pytest.skip(f"{name} is not bundled")
     return archdsl.load(name)
 
 

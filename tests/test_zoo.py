@@ -7,7 +7,7 @@ import torch
 
 import archdsl
 from conftest import liven, max_abs_diff
-from oracles import FIXED_INPUT, ORACLES, SMALL_INPUT
+from oracles import FIXED_INPUT, ORACLES, SLOW, SLOW_PARAMS, SMALL_INPUT
 
 NAMES = sorted(ORACLES)
 
@@ -25,7 +25,14 @@ def test_parameter_count_equals_oracle(name):
     assert archdsl.load(name).parameter_count() == expected
 
 
-@pytest.mark.parametrize("name", NAMES)
+def test_slow_tier_is_the_largest_networks():
+    largest = {name for name in NAMES if archdsl.load(name).parameter_count() > SLOW_PARAMS}
+    assert largest == SLOW
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
+                                  for n in NAMES])
 def test_outputs_equal_oracle_with_its_weights(name):
     make, side = ORACLES[name]
     side, options = SMALL_INPUT.get(name, (side, {}))
