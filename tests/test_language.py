@@ -133,3 +133,19 @@ def test_error_builtin_lets_a_spec_reject_a_value():
     with pytest.raises(SpecError) as info:
         archdsl.load("mobilenet_v3_large", config="tiny")
     assert 'config must be "large" or "small"' in info.value.message and info.value.line > 0
+
+
+def test_seq_and_branch_labels_are_structure_on_the_same_line_too():
+    arch = archdsl.loads(
+        "input 3 x 8 x 8\nnetwork:\n    conv(4, 3)\n    seq: repeat 2:\n        conv(4, 1)\n"
+        "    seq: repeat 2: relu\n    seq: conv(4, 1) -> relu\n    branch: conv(4, 1) -> relu\n"
+        "    seq:\n        conv(4, 1)\n")
+    names = [d["name"] for _, d in arch.ops()]
+    assert names == ["0", "1.0", "1.1", "2.0", "2.1", "3.0", "3.1", "4", "5", "6.0"]
+
+
+def test_in_inside_a_branch_is_that_branchs_current_input():
+    arch = archdsl.loads(
+        "input 3 x 8 x 8\nnetwork:\n    conv(8, 1)\n    add:\n        branch:\n"
+        "            conv(in.channels * 2, 1)\n            conv(in.channels // 2, 1)\n        identity\n")
+    assert [d["shape"][0] for _, d in arch.ops() if d["op"] == "conv"] == [8, 16, 8]

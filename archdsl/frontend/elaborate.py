@@ -22,7 +22,7 @@ from ..errors import ShapeError, SpecError, Span, describe, is_int, shape_text, 
 from .expr import Env, Evaluator, bind_arguments, bind_target, truth
 from ..ir.graph import Architecture, verify
 from ..ir.ops import REGISTRY, ArgProblem, ShapeProblem, joins
-from .resolve import Library, declared_input, load_library, resolve_params
+from .resolve import GROUP_KINDS, Library, declared_input, load_library, resolve_params
 
 MAX_BLOCK_DEPTH = 100
 MAX_NODES = 200_000
@@ -141,8 +141,28 @@ class Elaborator:
             raise SpecError("a label takes no arguments", label.span, expected="name:")
         return self.name_text(label.name, env, value)
 
+    def structural(self, label: ast.Head | None, scope: Scope) -> Scope | None:
+        """The scope for items after ``seq:`` / ``branch:`` on the same line, else None.
+
+        ``seq`` and ``branch`` are never names: ``seq: repeat 3: …`` opens a
+        numbered scope exactly as ``seq:`` on a line of its own does, and
+        ``branch: …`` opens none.
+        """
+        if label is None or not label.name.is_plain or label.name.parts[0] not in GROUP_KINDS:
+            return None
+        if label.has_call:
+            raise SpecError("a label takes no arguments", label.span, expected="name:")
+        if label.name.parts[0] == "branch":
+            return scope
+        return self.named_scope(scope, scope.next_index(), label.span, "scope", None)
+
     def chain(self, chain: ast.Chain, value: Value, env: Env, scope: Scope) -> Value:
         if not self.when_holds(chain.label, env, value):
+            return value
+        inner = self.structural(chain.label, scope)
+        if inner is not None:
+            for head in chain.heads:
+                value = self.call(head, value, env, inner, None)
             return value
         label = self.label_name(chain.label, env, value) if chain.label else None
         if label is not None and len(chain.heads) > 1:
@@ -425,8 +445,10 @@ class Elaborator:
         if item.label is not None:
             if not self.when_holds(item.label, env, value):
                 return value
-            name = self.label_name(item.label, env, value)
-            inner = self.named_scope(scope, name, item.label.span, "scope", None)
+            inner = self.structural(item.label, scope)
+            if inner is None:
+                name = self.label_name(item.label, env, value)
+                inner = self.named_scope(scope, name, item.label.span, "scope", None)
         for child in self.loop_bindings(item, env, value):
             value = self.items(item.body, value, child, inner)
         return value
