@@ -23,6 +23,7 @@ import networkx as nx
 
 from ..errors import ArchError
 from ..errors import shape_text
+from ..ir.graph import inputs_of
 from ..ir.ops import REGISTRY, Category, label_of
 from .table import describe_scope, scope_chain
 
@@ -140,7 +141,7 @@ class _Drawing:
             # do not make otherwise identical blocks differ.
             attrs = {} if REGISTRY[data["op"]].traits.varies else data["attrs"]
             sources = tuple(self.graph.nodes[s]["name"][cut:] if s in inside else "<in>"
-                            for s in self._inputs(node))
+                            for s in inputs_of(self.graph, node))
             items.append((data["name"][cut:], data["op"], repr(sorted(attrs.items())),
                           tuple(data["in_shapes"]), tuple(data["shape"]), sources))
         nested = tuple((k[cut:], v["kind"], v["block"]) for k, v in self.scopes.items()
@@ -148,10 +149,6 @@ class _Drawing:
         result = (self.scopes[scope.path]["block"], tuple(items), nested)
         self.signatures[scope.path] = result
         return result
-
-    def _inputs(self, node: str) -> list[str]:
-        preds = [(d["index"], s) for s, _, d in self.graph.in_edges(node, data=True)]
-        return [s for _, s in sorted(preds)]
 
     def runs(self, children: list) -> list:
         """Group children into runs: ``[("op", n)]`` or ``[("scope", s), …identical, chained scopes]``."""
@@ -171,7 +168,7 @@ class _Drawing:
         # Only a chain collapses: the new block reads nothing but the previous one,
         # and the previous one feeds nothing but the new block.
         inside, prev = set(scope.ops), set(last.ops)
-        feeds_in = {s for n in scope.ops for s in self._inputs(n) if s not in inside}
+        feeds_in = {s for n in scope.ops for s in inputs_of(self.graph, n) if s not in inside}
         feeds_out = {t for n in last.ops for t in self.graph.successors(n) if t not in prev}
         return feeds_in <= prev and feeds_out <= inside
 
