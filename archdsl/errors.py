@@ -20,8 +20,9 @@ class Source:
     text: str = field(repr=False)
 
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
-        return lines[number - 1] if 0 < number <= len(lines) else ""
+        # Only "\n" ends a line, as in the parser: a form feed or U+2028 in a comment does not.
+        lines = self.text.split("\n")
+        return lines[number - 1].rstrip("\r") if 0 < number <= len(lines) else ""
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class Span:
 
     def excerpt(self) -> str:
         """The source line, numbered, with a caret (and tildes) under the span."""
-        text = self.source.line(self.line).rstrip("\n").expandtabs(1)
+        text = "".join(c if c.isprintable() else " "  # keep the caret's column
+                       for c in self.source.line(self.line).expandtabs(1))
         width = 1
         if self.end_column is not None and self.end_column > self.column:
             width = min(self.end_column - self.column, max(1, len(text) - self.column + 1))
