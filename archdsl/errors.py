@@ -25,6 +25,9 @@ class Source:
         return lines[number - 1].rstrip("\r") if 0 < number <= len(lines) else ""
 
 
+EXCERPT_WIDTH = 120  # characters of a source line quoted in a message
+
+
 @dataclass(frozen=True)
 class Span:
     """A place in a spec: 1-based line and column; ``end_column`` on the same line."""
@@ -45,8 +48,15 @@ class Span:
         width = 1
         if self.end_column is not None and self.end_column > self.column:
             width = min(self.end_column - self.column, max(1, len(text) - self.column + 1))
+        column = self.column
+        if len(text) > EXCERPT_WIDTH:  # a long line: show the part around the caret
+            start = max(0, min(column - 1 - EXCERPT_WIDTH // 2, len(text) - EXCERPT_WIDTH))
+            text = ("…" if start else "") + text[start:start + EXCERPT_WIDTH] \
+                + ("…" if start + EXCERPT_WIDTH < len(text) else "")
+            column -= start - (1 if start else 0)
+            width = max(1, min(width, EXCERPT_WIDTH - column + 1))
         gutter = f"{self.line:>5} | "
-        marker = " " * (self.column - 1) + "^" + "~" * (width - 1)
+        marker = " " * (column - 1) + "^" + "~" * (width - 1)
         return f"{gutter}{text}\n{' ' * (len(gutter) - 2)}| {marker}"
 
 

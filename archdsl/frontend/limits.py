@@ -127,10 +127,10 @@ def deep_stack(frames: int = 20_000):
 
 
 def byte_text(count: int) -> str:
-    """A byte count for messages: ``8.6 GB``, ``4.0 TB``."""
+    """A byte count for messages: ``8.6 GB``, ``4.0 TB``, ``2.1e+25 bytes``."""
     size = float(count)
     for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
-        if size < 1000 or unit == "PB":
+        if size < 1000:
             return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
         size /= 1000
-    return f"{size:.1f} PB"
+    return f"{float(count):.1e} bytes"
