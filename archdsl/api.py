@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .frontend import ast
+from .errors import ArchError
+from .frontend import limits
 from .frontend.elaborate import elaborate
 from .frontend.parser import parse, parse_file
 from .frontend.resolve import entries, resolve
@@ -26,6 +28,26 @@ def _check_value(key, value):
             _check_value(key, v)
     elif not isinstance(value, _ALLOWED):
         raise TypeError(f"parameter {key!r}: {type(value).__name__} is not a spec value")
+    elif isinstance(value, int) and value.bit_length() > limits.current().max_int_bits:
+        raise SizeError(f"parameter {key!r}: an integer of {value.bit_length():,} bits is too large "
+                        f"(limit {limits.current().max_int_bits} bits)")
+
+
+class SizeError(ArchError):
+    """A network (or value) too large to build within the limits of :mod:`archdsl.frontend.limits`."""
+
+
+def check_allocatable(arch: Architecture, max_params: int | None = None) -> None:
+    """Refuse, before any allocation, a network holding more than ``max_params`` parameters and
+    buffers (default: the ``max_params`` limit, 2^31); raises :class:`SizeError` with the count and
+    the bytes it would take in float32."""
+    limit = limits.current().max_params if max_params is None else max_params
+    count = arch.parameter_count() + arch.buffer_count()
+    if count > limit:
+        raise SizeError(f"{arch.name} has {count:,} parameters and buffers "
+                        f"({limits.byte_text(4 * count)} in float32), more than the limit of "
+                        f"{limit:,} ({limits.byte_text(4 * limit)}); nothing was allocated. "
+                        "Raise the limit with --max-params or build(max_params=...)")
 
 
 def parse_spec(spec: str) -> tuple[ast.Module, str, str | None]:
@@ -76,19 +98,26 @@ def loads(text: str, variant: str | None = None, path: str = "<string>", *,
     return elaborate_spec(parse(text, path), path, variant, params, input_shape)
 
 
-def build(spec, variant: str | None = None, weights=None, **params):
+def build(spec, variant: str | None = None, weights=None, *, strict: bool = False,
+          max_params: int | None = None, **params):
     """Compile ``spec`` to a ``torch.nn.Module`` (a ``torch.fx.GraphModule``).
 
-    ``spec`` is a path, a bundled name or an :class:`Architecture`. ``weights``
-    is a state dict or a ``.safetensors`` / ``.pth`` file in torchvision's
-    layout; it is loaded into the module before it is returned. Raises
+    ``spec`` is a path, a bundled name or an :class:`Architecture`. A network
+    with more than ``max_params`` parameters and buffers (default 2^31) is
+    refused with :class:`SizeError` before anything is allocated. ``weights``
+    is a state dict, a ``.safetensors`` file (an archdsl checkpoint's checksum
+    is verified) or a ``.pth`` file in torchvision's layout; it is loaded into
+    the module before it is returned, by name (``strict=True``: only by name;
+    otherwise a checkpoint whose names differ is matched by order and shape,
+    with a warning saying how many tensors were). Raises
     :class:`~archdsl.WeightsError` when the weights do not fit.
     """
     arch = spec if isinstance(spec, Architecture) else load(spec, variant, **params)
+    check_allocatable(arch, max_params)
     module = arch.to_torch()
     if weights is not None:
         from .backends.weights import load_weights
-        load_weights(module, weights)
+        load_weights(module, weights, strict=strict)
     return module
 
 

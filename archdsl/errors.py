@@ -20,8 +20,12 @@ class Source:
     text: str = field(repr=False)
 
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
-        return lines[number - 1] if 0 < number <= len(lines) else ""
+        # Only "\n" ends a line, as in the parser: a form feed or U+2028 in a comment does not.
+        lines = self.text.split("\n")
+        return lines[number - 1].rstrip("\r") if 0 < number <= len(lines) else ""
+
+
+EXCERPT_WIDTH = 120  # characters of a source line quoted in a message
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,20 @@ class Span:
 
     def excerpt(self) -> str:
         """The source line, numbered, with a caret (and tildes) under the span."""
-        text = self.source.line(self.line).rstrip("\n").expandtabs(1)
+        text = "".join(c if c.isprintable() else " "  # keep the caret's column
+                       for c in self.source.line(self.line).expandtabs(1))
         width = 1
         if self.end_column is not None and self.end_column > self.column:
             width = min(self.end_column - self.column, max(1, len(text) - self.column + 1))
+        column = self.column
+        if len(text) > EXCERPT_WIDTH:  # a long line: show the part around the caret
+            start = max(0, min(column - 1 - EXCERPT_WIDTH // 2, len(text) - EXCERPT_WIDTH))
+            text = ("…" if start else "") + text[start:start + EXCERPT_WIDTH] \
+                + ("…" if start + EXCERPT_WIDTH < len(text) else "")
+            column -= start - (1 if start else 0)
+            width = max(1, min(width, EXCERPT_WIDTH - column + 1))
         gutter = f"{self.line:>5} | "
-        marker = " " * (self.column - 1) + "^" + "~" * (width - 1)
+        marker = " " * (column - 1) + "^" + "~" * (width - 1)
         return f"{gutter}{text}\n{' ' * (len(gutter) - 2)}| {marker}"
 
 

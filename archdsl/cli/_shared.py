@@ -18,6 +18,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser,
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a spec parameter; VALUE is a spec expression "
                              "(e.g. --set num_classes=10 --set 'layers=[2, 2, 2, 2]')")
+    parser.add_argument("--spec-path", action="append", default=[], metavar="DIR",
+                        help="a directory imports may read from, besides the spec's own directory "
+                             "tree, ARCHDSL_SPEC_PATH's and the bundled library (repeatable)")
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -33,10 +36,11 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def load_from_args(args):
-    """Elaborate ``args.spec`` with ``--variant``, ``--set`` and (where the command has it) ``--input``."""
+def load_from_args(args, variant: str | None = None):
+    """Elaborate ``args.spec`` with ``--variant`` (or ``variant``), ``--set`` and (where the command
+    has it) ``--input``."""
     from ..api import load
-    return load(args.spec, args.variant, input_shape=getattr(args, "input", None),
+    return load(args.spec, variant or args.variant, input_shape=getattr(args, "input", None),
                 **parse_overrides(args.overrides))
 
 

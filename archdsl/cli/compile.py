@@ -12,6 +12,9 @@ def register(subparsers) -> None:
                                           "print its name, input and output shapes and parameter count.")
     add_spec_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--max-params", type=int, metavar="N",
+                   help="refuse, before allocating, a network with more than N parameters and "
+                        "buffers (default 2^31 = 2,147,483,648, about 8.6 GB in float32)")
     p.add_argument("--emit", choices=["ast", "ir", "passes", "code"],
                    help="print a pipeline stage instead: the AST, the IR graph (after the passes), "
                         "each IR pass and what it changed, or the generated forward()")
@@ -34,6 +37,8 @@ def run(args) -> int:
             mark = "  [in place]" if data.get("inplace") else ""
             print(f"{data['name']:<40} {data['op']}({attrs})  {ins} -> {shape_text(data['shape'])}{mark}")
         return 0
+    from ..api import check_allocatable
+    check_allocatable(arch, args.max_params)
     module = arch.to_torch()
     if args.emit == "code":
         print(module.code)

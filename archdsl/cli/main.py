@@ -14,6 +14,7 @@ import sys
 
 from .. import __version__
 from ..errors import ArchError
+from ..frontend.resolve import set_spec_path
 
 # The commands, in the order ``--help`` lists them; each is a module of this package.
 COMMANDS = ["compile", "check", "list", "ops", "summary", "render", "compare", "scale", "train", "eval"]
@@ -24,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="archdsl",
         description="Write convolutional networks as .arch specs; compile, inspect, scale and train them.",
         epilog="SPEC is a .arch file or a bundled model name (see `archdsl list`). "
+               "Specs are untrusted input: imports stay inside the spec's directory tree, "
+               "--spec-path / ARCHDSL_SPEC_PATH directories and the bundled library, and evaluation "
+               "is bounded (ARCHDSL_LIMITS raises the limits; see docs/security.md). "
                "`archdsl COMMAND --help` describes each command.")
     parser.add_argument("--version", action="version", version=f"archdsl {__version__}")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
@@ -40,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        set_spec_path(getattr(args, "spec_path", None) or [])
         return args.func(args) or 0
     except ArchError as err:
         if args.debug:

@@ -19,13 +19,14 @@ import networkx as nx
 
 from . import ast
 from ..errors import ShapeError, SpecError, Span, describe, is_int, shape_text, suggest
-from .expr import Env, Evaluator, bind_arguments, bind_target, truth
+from . import limits
+from .expr import Env, Evaluator, bind_arguments, bind_target, metering, truth
 from ..ir.graph import Architecture, verify
 from ..ir.ops import REGISTRY, ArgProblem, ShapeProblem, joins
+from .names import check_label
 from .resolve import GROUP_KINDS, Library, declared_input, load_library, resolve_params
 
-MAX_BLOCK_DEPTH = 100
-MAX_NODES = 200_000
+INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Elaborator:
         self.block_stack: list[str] = []
         self.library = Library()
         self.global_env = Env()
+        self.limits = limits.current()
 
     def run(self, variant: str | None, overrides: dict, input_shape: tuple | None = None) -> Architecture:
         if self.module.network is None:
@@ -139,7 +141,7 @@ class Elaborator:
     def label_name(self, label: ast.Head, env: Env, value: Value) -> str:
         if label.has_call:
             raise SpecError("a label takes no arguments", label.span, expected="name:")
-        return self.name_text(label.name, env, value)
+        return check_label(self.name_text(label.name, env, value), label.name.span)
 
     def structural(self, label: ast.Head | None, scope: Scope) -> Scope | None:
         """The scope for items after ``seq:`` / ``branch:`` on the same line, else None.
@@ -259,14 +261,16 @@ class Elaborator:
                              if not branches else "branches that agree in shape") from None
         if any(d <= 0 for d in shape):
             raise ShapeError(f"{op} would produce an empty {shape_text(shape)} tensor", span)
+        self.check_size(op, shape, span)
         path = scope.join(name)
         if path in self.graph or path in self.graph.graph["scopes"]:
             if named:
                 raise SpecError(f"the name {path!r} is already used", name_span or span,
                                 hint="give this item another name")
             path = self.unique(path)
-        if self.graph.number_of_nodes() >= MAX_NODES:
-            raise SpecError(f"the network has more than {MAX_NODES} ops", span)
+        if self.graph.number_of_nodes() > self.limits.max_ops:
+            raise SpecError(f"the network has more than {self.limits.max_ops:,} ops", span,
+                            hint="limits are described in docs/security.md")
         self.graph.add_node(path, op=op, attrs=attrs, name=path, span=span, shape=shape,
                             in_shapes=in_shapes, params=opdef.params(attrs, in_shapes, shape),
                             buffers=opdef.buffers(attrs, in_shapes, shape),
@@ -275,6 +279,15 @@ class Elaborator:
         for index, src in enumerate(inputs):
             self.graph.add_edge(src.node, path, index=index)
         return Value(path, shape)
+
+    def check_size(self, op: str, shape: tuple, span: Span) -> None:
+        """Refuse a tensor whose element count does not fit PyTorch's int64 sizes."""
+        numel = 1
+        for d in shape:
+            numel *= d
+        if numel > INT64_MAX:
+            raise ShapeError(f"{op} would produce a {shape_text(shape)} tensor, more elements than "
+                             "a tensor can hold (2^63 - 1)", span)
 
     def unique(self, path: str) -> str:
         n = 1
@@ -288,8 +301,8 @@ class Elaborator:
             cycle = " → ".join(self.block_stack[self.block_stack.index(block.name):] + [block.name])
             raise SpecError(f"block {block.name!r} calls itself ({cycle})", head.span,
                             hint="blocks cannot be recursive; use repeat for repetition")
-        if len(self.block_stack) >= MAX_BLOCK_DEPTH:
-            raise SpecError(f"blocks nest deeper than {MAX_BLOCK_DEPTH}", head.span)
+        if len(self.block_stack) >= self.limits.max_block_depth:
+            raise SpecError(f"blocks nest deeper than {self.limits.max_block_depth}", head.span)
         global_env = self.global_env
         bound = bind_arguments(f"block {block.name}", block.params, args, kwargs, head.span,
                                Evaluator(global_env, value.shape))
@@ -298,6 +311,10 @@ class Elaborator:
         self.block_stack.append(block.name)
         try:
             return self.items(block.body, value, global_env.child(bound), inner)
+        except SpecError as err:  # say which of the block's instances failed, and where it was called
+            err.notes = err.notes + (f"in {'.'.join(inner.path)} (block {block.name}), "
+                                     f"called from {head.span.location}",)
+            raise
         finally:
             self.block_stack.pop()
 
@@ -325,7 +342,7 @@ class Elaborator:
         else:
             if label is not None:
                 raise SpecError(f"a scope ({kind!r}) cannot also be labelled {label!r}", group.span)
-            name = kind
+            name = check_label(kind, head.name.span)
         inner = self.named_scope(scope, name, head.span, "scope", None)
         return self.items(group.body, value, env.child(), inner)
 
@@ -354,8 +371,22 @@ class Elaborator:
         if len(branches) == 1:
             return branches[0][2]
         outputs = [b[2] for b in branches]
+        self.check_distinct(outputs, branches, head.span)
         return self.add_node(kind, attrs, outputs, inner, kind, head.span, named=False,
                              branches=branches)
+
+    def check_distinct(self, outputs: list, branches: list, span: Span) -> None:
+        """The IR has one edge per (producer, consumer): a join cannot read one tensor twice."""
+        seen: dict = {}
+        for index, out in enumerate(outputs):
+            if out.node in seen:
+                first = seen[out.node]
+                raise SpecError(f"branches {first + 1} and {index + 1} of this join are the same tensor",
+                                span, notes=(self.branch_note(first, branches[first]),
+                                             self.branch_note(index, branches[index])),
+                                hint="a join needs a distinct op on each branch; to repeat a tensor, "
+                                     "give all but one branch an op")
+            seen[out.node] = index
 
     def branch_note(self, index: int, branch) -> str:
         span, start, end = branch
@@ -428,7 +459,12 @@ class Elaborator:
                 raise SpecError(f"a repeat count must be a non-negative integer, got {count!r}",
                                 item.count.span, expected="a non-negative integer",
                                 hint="use ceil(...) or int(...) to round a scaled depth")
+            if count > self.limits.max_repeat:
+                raise SpecError(f"a repeat count of {count:,} is more than the limit of "
+                                f"{self.limits.max_repeat:,}", item.count.span,
+                                hint="limits are described in docs/security.md")
             for j in range(count):
+                ev.budget.charge(1, item.span)
                 yield env.child({item.var: j} if item.var else {})
         else:
             iterable = ev(item.iterable)
@@ -436,6 +472,7 @@ class Elaborator:
                 raise SpecError(f"cannot loop over {describe(iterable)}", item.iterable.span,
                                 expected="a list, a tuple or range(...)")
             for element in iterable:
+                ev.budget.charge(1, item.span)
                 child = env.child()
                 bind_target(item.target, element, child)
                 yield child
@@ -481,4 +518,5 @@ def elaborate(module: ast.Module, path: str, variant: str | None = None,
 
     ``input_shape`` replaces the spec's declared input (shapes flow from it).
     """
-    return Elaborator(module, path).run(variant, overrides or {}, input_shape)
+    with metering():
+        return Elaborator(module, path).run(variant, overrides or {}, input_shape)

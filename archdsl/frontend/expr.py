@@ -7,16 +7,93 @@ Python code from a spec; every operation is dispatched explicitly.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import itertools
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import ast
-from ..errors import SpecError, Span, describe, shape_text, suggest
+from . import ast, limits
+from ..errors import SpecError, Span, describe, is_int, shape_text, suggest
 
-MAX_CALL_DEPTH = 200
-MAX_SEQUENCE = 1_000_000
+
+class Budget:
+    """What one elaboration may spend: evaluation steps and stack depth (see :mod:`.limits`).
+
+    One budget is shared by every :class:`Evaluator` created inside
+    :func:`metering`; an evaluator created outside one (a ``--set`` value) gets
+    its own.
+    """
+
+    def __init__(self, lim: limits.Limits | None = None):
+        self.limits = lim or limits.current()
+        self.steps = 0
+        self.depth = 0
+
+    def charge(self, steps: int, span: Span | None) -> None:
+        """Spend ``steps``; a :class:`SpecError` at ``span`` once the budget is exhausted."""
+        self.steps += steps
+        if self.steps > self.limits.max_steps:
+            raise SpecError(f"evaluation takes more than {self.limits.max_steps:,} steps", span,
+                            hint="the spec loops or recurses too much; limits are described in "
+                                 "docs/security.md")
+
+
+_active: Budget | None = None
+
+
+def active_budget() -> Budget:
+    """The budget of the elaboration in progress, or a fresh one outside any."""
+    return _active if _active is not None else Budget()
+
+
+@contextlib.contextmanager
+def metering():
+    """Share one :class:`Budget` among all evaluation in the ``with`` body (reentrant)."""
+    global _active
+    if _active is not None:
+        yield _active
+        return
+    _active = Budget()
+    try:
+        with limits.deep_stack():
+            yield _active
+    finally:
+        _active = None
+
+
+def weight(value, limit: int) -> int:
+    """Items in ``value`` counting nested lists and string characters; stops past ``limit``."""
+    total, stack = 0, [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, (list, tuple)):
+            total += len(item)
+            stack.extend(v for v in item if isinstance(v, (list, tuple, str)))
+    return total
+
+
+def check_value(value, span: Span | None, budget: Budget | None = None):
+    """``value`` if it is within the integer and sequence limits, else a :class:`SpecError`.
+
+    Sequences are charged one step per item (nested items included), so time
+    spent building them counts against the step budget.
+    """
+    budget = budget or active_budget()
+    lim = budget.limits
+    if isinstance(value, int) and value.bit_length() > lim.max_int_bits:
+        raise SpecError(f"an integer of {value.bit_length():,} bits is too large "
+                        f"(limit {lim.max_int_bits} bits)", span)
+    if isinstance(value, (list, tuple, str)):
+        size = weight(value, lim.max_sequence)
+        if size > lim.max_sequence:
+            raise SpecError(f"a {'string' if isinstance(value, str) else 'list'} of more than "
+                            f"{lim.max_sequence:,} items is too long", span)
+        budget.charge(size, span)
+    return value
 
 
 class Env:
@@ -101,9 +178,48 @@ def _is_number(v) -> bool:
 
 
 def _check_size(n: int) -> int:
-    if n > MAX_SEQUENCE:
-        raise ValueError(f"a sequence of {n} items is too long (limit {MAX_SEQUENCE})")
+    limit = active_budget().limits.max_sequence
+    if n > limit:
+        raise ValueError(f"a sequence of {n:,} items is too long (limit {limit:,})")
     return n
+
+
+def _sum(items, start=0):
+    """``sum``, with lists and strings joined only after their total size is checked."""
+    if not isinstance(items, (list, tuple)):
+        raise TypeError(f"sum() takes a list, got {describe(items)}")
+    if isinstance(start, (list, tuple)):
+        if not all(type(i) is type(start) for i in items):
+            raise TypeError("sum() can only join lists of the type of its start value")
+        _check_size(len(start) + sum(len(i) for i in items))
+        return type(start)(itertools.chain(start, *items))
+    if not all(_is_number(i) for i in items + type(items)((start,))):
+        raise TypeError("sum() adds numbers; give a start value like [] to join lists")
+    return sum(items, start)
+
+
+def _text_size(value, limit: int) -> int:
+    """An upper bound on ``len(str(value))``, counted up to just past ``limit``."""
+    total, stack = 0, [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + 4
+        elif isinstance(item, (list, tuple)):
+            total += 2 * len(item) + 3
+            stack.extend(item)
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 2
+        else:
+            total += 25
+    return total
+
+
+def _str(value):
+    if not (isinstance(value, (str, bool, int, float, list, tuple)) or value is None):
+        raise TypeError(f"cannot turn {describe(value)} into a string")
+    _check_size(_text_size(value, active_budget().limits.max_sequence))
+    return str(value)
 
 
 def _range(*args):
@@ -135,10 +251,10 @@ def _seq(fn):
 
 BUILTINS = {b.name: b for b in [
     Builtin("int", int, (1, 1)), Builtin("float", float, (1, 1)), Builtin("bool", bool, (1, 1)),
-    Builtin("str", str, (1, 1)), Builtin("round", _round, (1, 2)),
+    Builtin("str", _str, (1, 1)), Builtin("round", _round, (1, 2)),
     Builtin("ceil", math.ceil, (1, 1)), Builtin("floor", math.floor, (1, 1)),
     Builtin("abs", abs, (1, 1)), Builtin("min", min, (1, 99)), Builtin("max", max, (1, 99)),
-    Builtin("sum", sum, (1, 2)), Builtin("len", len, (1, 1)), Builtin("range", _range, (1, 3)),
+    Builtin("sum", _sum, (1, 2)), Builtin("len", len, (1, 1)), Builtin("range", _range, (1, 3)),
     Builtin("enumerate", _seq(enumerate), (1, 2)), Builtin("zip", _seq(zip), (1, 9)),
     Builtin("list", list, (0, 1)), Builtin("tuple", tuple, (0, 1)),
     Builtin("reversed", _seq(reversed), (1, 1)), Builtin("sorted", sorted, (1, 1)),
@@ -209,14 +325,27 @@ def bind_target(target: ast.Target, value, env: Env) -> None:
 class Evaluator:
     """Evaluates expressions in an :class:`Env`; ``in_shape`` is what ``in`` reads."""
 
-    def __init__(self, env: Env, in_shape: tuple | None = None, depth: int = 0):
+    def __init__(self, env: Env, in_shape: tuple | None = None, depth: int = 0,
+                 budget: Budget | None = None):
         self.env = env
         self.in_shape = in_shape
         self.depth = depth
+        self.budget = budget or active_budget()
 
     def __call__(self, node):
-        method = getattr(self, "_" + type(node).__name__)
-        return method(node)
+        budget = self.budget
+        budget.charge(1, node.span)
+        if budget.depth >= budget.limits.max_eval_depth:
+            raise SpecError(f"evaluation nests deeper than {budget.limits.max_eval_depth} levels",
+                            node.span, hint="is a function recursing without reaching its base case?")
+        budget.depth += 1
+        try:
+            return getattr(self, "_" + type(node).__name__)(node)
+        finally:
+            budget.depth -= 1
+
+    def nested(self, env: Env, depth: int) -> "Evaluator":
+        return Evaluator(env, self.in_shape, depth, self.budget)
 
     def _Const(self, node: ast.Const):
         return node.value
@@ -237,29 +366,40 @@ class Evaluator:
 
     def _ListExpr(self, node: ast.ListExpr):
         items = [self(i) for i in node.items]
-        return tuple(items) if node.is_tuple else items
+        return check_value(tuple(items) if node.is_tuple else items, node.span, self.budget)
 
     def _BinOp(self, node: ast.BinOp):
         left, right = self(node.left), self(node.right)
         op = node.op
         try:
-            if op in ("*",) and isinstance(left, (list, tuple, str)) and isinstance(right, int):
-                _check_size(len(left) * max(right, 0))
-            if op in ("*",) and isinstance(right, (list, tuple, str)) and isinstance(left, int):
-                _check_size(len(right) * max(left, 0))
-            if op == "**" and isinstance(right, (int, float)) and abs(right) > 1000:
-                raise ValueError("exponent too large")
-            if op == "+" and type(left) is not type(right) and not (_is_number(left) and _is_number(right)):
-                raise TypeError()
-            if op in ("-", "/", "//", "%", "**") and not (_is_number(left) and _is_number(right)):
-                raise TypeError()
-            return _BINARY[op](left, right)
+            self.check_operands(op, left, right)
+            return check_value(_BINARY[op](left, right), node.span, self.budget)
         except ZeroDivisionError:
             raise SpecError("division by zero", node.span,
                             notes=(f"the right-hand side of {op!r} evaluated to 0",)) from None
         except (TypeError, ValueError, OverflowError) as err:
             detail = str(err) or f"cannot apply {op!r} to {describe(left)} and {describe(right)}"
             raise SpecError(detail, node.span) from None
+
+    def check_operands(self, op: str, left, right) -> None:
+        """Refuse, before computing it, a result past the size limits (or of mixed types)."""
+        lim = self.budget.limits
+        if op == "*" and isinstance(left, (list, tuple, str)) and is_int(right):
+            _check_size(weight(left, lim.max_sequence) * max(right, 0))
+        if op == "*" and isinstance(right, (list, tuple, str)) and is_int(left):
+            _check_size(weight(right, lim.max_sequence) * max(left, 0))
+        if op == "+" and type(left) is not type(right) and not (_is_number(left) and _is_number(right)):
+            raise TypeError()
+        if op in ("-", "/", "//", "%", "**") and not (_is_number(left) and _is_number(right)):
+            raise TypeError()
+        if op == "+" and isinstance(left, (list, tuple, str)):
+            _check_size(weight(left, lim.max_sequence) + weight(right, lim.max_sequence))
+        if op == "*" and is_int(left) and is_int(right) \
+                and left.bit_length() + right.bit_length() > lim.max_int_bits + 1:
+            raise ValueError(f"the product would exceed {lim.max_int_bits} bits")
+        if op == "**" and is_int(left) and is_int(right) and abs(left) > 1 \
+                and (abs(left).bit_length() - 1) * right > lim.max_int_bits:
+            raise ValueError(f"the power would exceed {lim.max_int_bits} bits")
 
     def _UnaryOp(self, node: ast.UnaryOp):
         value = self(node.operand)
@@ -280,6 +420,8 @@ class Evaluator:
         left = self(node.left)
         for op, right_node in zip(node.ops, node.rights):
             right = self(right_node)
+            limit = self.budget.limits.max_sequence  # comparing sequences walks them
+            self.budget.charge(weight(left, limit) + weight(right, limit), node.span)
             try:
                 if not _COMPARE[op](left, right):
                     return False
@@ -299,7 +441,11 @@ class Evaluator:
             hi = self(node.index.upper) if node.index.upper is not None else None
             if not isinstance(value, (list, tuple, str)):
                 raise SpecError(f"cannot slice {describe(value)}", node.span)
-            return value[lo:hi]
+            for bound, bound_node in ((lo, node.index.lower), (hi, node.index.upper)):
+                if bound is not None and not is_int(bound):
+                    raise SpecError(f"a slice bound must be an integer, not {describe(bound)}",
+                                    bound_node.span, expected="an integer or nothing")
+            return check_value(value[lo:hi], node.span, self.budget)
         index = self(node.index)
         if isinstance(value, ShapeView):
             value = value.shape
@@ -340,21 +486,25 @@ class Evaluator:
                 want = f"{low}" if low == high else f"{low} to {high}"
                 raise SpecError(f"{func.name}() takes {want} argument{'s' * (high != 1)}, "
                                 f"got {len(args)}", span)
+            limit = self.budget.limits.max_sequence  # builtins walk their arguments
+            self.budget.charge(sum(weight(a, limit) for a in args), span)
             try:
-                return func.fn(*args)
+                return check_value(func.fn(*args), span, self.budget)
             except SpecFailure as failure:
                 raise SpecError(str(failure), span) from None
             except (TypeError, ValueError, OverflowError, ZeroDivisionError) as err:
                 raise SpecError(f"{func.name}(): {err}", span) from None
         if isinstance(func, UserFunction):
-            if self.depth >= MAX_CALL_DEPTH:
+            limit = self.budget.limits.max_call_depth
+            if self.depth >= limit:
                 raise SpecError(f"too many nested calls of {func.definition.name} "
-                                f"(limit {MAX_CALL_DEPTH}); is it recursive?", span)
+                                f"(limit {limit}); is it recursive?", span,
+                                hint="a recursive function needs a base case it reaches")
             d = func.definition
             bound = bind_arguments(f"{d.name}()", d.params, args, kwargs, span,
-                                   Evaluator(func.env, self.in_shape, self.depth + 1))
+                                   self.nested(func.env, self.depth + 1))
             env = func.env.child(bound)
-            inner = Evaluator(env, self.in_shape, self.depth + 1)
+            inner = self.nested(env, self.depth + 1)
             for let in d.lets:
                 bind_target(let.target, inner(let.value), env)
             return inner(d.result)

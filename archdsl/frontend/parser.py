@@ -6,12 +6,12 @@ import functools
 import re
 from pathlib import Path
 
-from lark import Lark, Transformer, v_args
+from lark import Lark, Transformer, Tree, v_args
 from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInput,
                              UnexpectedToken, VisitError)
 from lark.indenter import DedentError, Indenter
 
-from . import ast
+from . import ast, limits
 from ..errors import SpecError, SpecSyntaxError, Source, Span
 
 
@@ -348,8 +348,13 @@ class AstBuilder(Transformer):
         return ast.Attr(self._span(meta), args[0], str(args[1]))
 
 
+def _lines(text: str) -> list:
+    """The lines as the parser counts them: only "\\n" ends a line (not a form feed or U+2028)."""
+    return text.removesuffix("\n").split("\n") if text else []
+
+
 def _syntax_error(err: UnexpectedInput, source: Source, line_offset: int, column_offset: int):
-    line = (err.line if err.line and err.line > 0 else len(source.text.splitlines()) or 1)
+    line = (err.line if err.line and err.line > 0 else len(_lines(source.text)) or 1)
     column = err.column if err.column and err.column > 0 else 1
     if line == 1:
         column += column_offset
@@ -372,7 +377,7 @@ def _syntax_error(err: UnexpectedInput, source: Source, line_offset: int, column
             line, column = token.end_line + line_offset, token.end_column
         if token.type == "_INDENT":
             expected = "the indentation of the line above (only a line ending in ':' opens a block)"
-        lines = source.text.splitlines()
+        lines = _lines(source.text)
         if token.type in ("_DEDENT", "$END") and line > len(lines):
             message = "unexpected end of file"
             line = max(1, len(lines))
@@ -391,19 +396,57 @@ def _syntax_error(err: UnexpectedInput, source: Source, line_offset: int, column
     return SpecSyntaxError(str(err), Span(source, line, column))
 
 
+def _bad_dedent(text: str) -> tuple[int, int]:
+    """Line and column of the first line dedenting to no enclosing block's indentation.
+
+    Counts indentation as the Lark indenter does (a tab is 4 columns); skips
+    blank lines, comment lines and lines inside brackets.
+    """
+    stack, depth = [0], 0
+    for number, line in enumerate(text.split("\n"), 1):
+        body = line.lstrip(" \t")
+        if depth == 0 and body and not body.startswith("#"):
+            lead = line[:len(line) - len(body)]
+            indent = lead.count(" ") + lead.count("\t") * ArchIndenter.tab_len
+            if indent > stack[-1]:
+                stack.append(indent)
+            while indent < stack[-1]:
+                stack.pop()
+            if indent != stack[-1]:
+                return number, len(lead) + 1
+        code = re.sub(r"#.*|\"[^\"\n]*\"|'[^'\n]*'", "", body)
+        depth = max(0, depth + sum(code.count(c) for c in "([") - sum(code.count(c) for c in ")]"))
+    return 1, 1
+
+
+def _check_nesting(tree: Tree, builder: "AstBuilder") -> None:
+    """A located error for a syntax tree deeper than ``max_nesting`` (before recursing into it)."""
+    limit = limits.current().max_nesting
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise SpecSyntaxError(f"the text nests more than {limit} levels deep", builder._span(node.meta),
+                                  hint="split a long expression with let; a chain of n operators "
+                                       "nests n levels")
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+
+
 def _parse(text: str, source: Source, start: str, line_offset: int = 0, column_offset: int = 0):
     try:
         tree = _parser().parse(text, start=start)
     except UnexpectedInput as err:
         raise _syntax_error(err, source, line_offset, column_offset) from None
-    except DedentError as err:
-        match = re.search(r"line (\d+)", str(err))
-        bad_line = int(match.group(1)) if match else 1
+    except DedentError:
+        line, column = _bad_dedent(text)
         raise SpecSyntaxError("this line's indentation matches no enclosing block",
-                              Span(source, bad_line, 1),
+                              Span(source, line + line_offset, column),
                               expected="the indentation of an enclosing line") from None
+    builder = AstBuilder(source, line_offset, column_offset)
+    _check_nesting(tree, builder)
     try:
-        return AstBuilder(source, line_offset, column_offset).transform(tree)
+        with limits.deep_stack():
+            return builder.transform(tree)
     except VisitError as err:
         if isinstance(err.orig_exc, SpecError):
             raise err.orig_exc from None
@@ -415,14 +458,46 @@ def parse_expression(text: str, source: Source, line_offset: int = 0, column: in
     return _parse(text, source, "expr", line_offset, column)
 
 
+def _check_size(size: int, path: str) -> None:
+    limit = limits.current().max_spec_bytes
+    if size > limit:
+        raise SpecError(f"{path} is {size:,} bytes, more than the limit of {limit:,} for a spec",
+                        hint="limits are described in docs/security.md")
+
+
 def parse(text: str, path: str = "<string>") -> ast.Module:
-    """Parse spec text into an :class:`archdsl.ast.Module`."""
+    """Parse spec text into an :class:`archdsl.ast.Module`.
+
+    A leading byte-order mark is ignored. Raises :class:`SpecSyntaxError`, or
+    :class:`SpecError` for text longer than the ``max_spec_bytes`` limit.
+    """
+    _check_size(len(text), path)
+    text = text.removeprefix("\ufeff")
     source = Source(path, text)
     if not text.endswith("\n"):
         text += "\n"
     return _parse(text, source, "start")
 
 
+def decode(data: bytes, path: str) -> str:
+    """UTF-8 bytes → text; an undecodable byte is a :class:`SpecSyntaxError` at its line and column."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        start = data.rfind(b"\n", 0, err.start) + 1
+        line = data.count(b"\n", 0, err.start) + 1
+        column = len(data[start:err.start].decode("utf-8", errors="replace")) + 1
+        source = Source(path, data.decode("utf-8", errors="replace"))
+        raise SpecSyntaxError(f"the file is not UTF-8 text: byte 0x{data[err.start]:02x} "
+                              f"{err.reason}", Span(source, line, column),
+                              expected="a spec saved as UTF-8") from None
+
+
 def parse_file(path: str | Path) -> ast.Module:
+    """Parse a spec file (UTF-8, at most ``max_spec_bytes``); raises :class:`SpecError`."""
     path = Path(path)
-    return parse(path.read_text(encoding="utf-8"), str(path))
+    with open(path, "rb") as handle:
+        data = handle.read(limits.current().max_spec_bytes + 1)
+    _check_size(len(data), str(path))
+    return parse(decode(data, str(path)), str(path))

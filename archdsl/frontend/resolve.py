@@ -8,8 +8,10 @@ variant and overrides to the declared parameters.
 from __future__ import annotations
 
 import functools
+import os
+import stat
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from . import ast
 from ..errors import SpecError, SpecNotFoundError, is_int, suggest
@@ -83,29 +85,60 @@ class Library:
     lets: list = field(default_factory=list)
 
 
+# ---- imports: only .arch files inside the import roots --------------------------------
+
+_spec_path: list = []
+
+
+def set_spec_path(directories) -> None:
+    """Directories (besides ``ARCHDSL_SPEC_PATH``'s) that imports may read from (``--spec-path``)."""
+    _spec_path[:] = [Path(d) for d in directories]
+
+
+def import_roots(path: str) -> list:
+    """The directories imports of the spec at ``path`` may read: its own directory tree, the
+    ``--spec-path`` and ``ARCHDSL_SPEC_PATH`` directories, and the bundled library."""
+    own = [Path(path).parent] if Path(path).is_file() else []  # text given as a string has none
+    listed = [Path(d) for d in os.environ.get("ARCHDSL_SPEC_PATH", "").split(os.pathsep) if d]
+    roots = []
+    for root in own + _spec_path + listed + [SPECS_DIR]:
+        resolved = root.resolve()
+        if resolved.is_dir() and resolved not in roots:
+            roots.append(resolved)
+    return roots
+
+
 def load_library(module: ast.Module, path: str) -> Library:
     """The blocks, functions and lets of ``module`` and everything it imports.
 
-    Raises :class:`SpecError` at the ``import`` line for a missing file, a
-    cycle or an imported network spec, and at a block defined twice or named
+    Imports resolve only inside :func:`import_roots`; a file imported along
+    several paths (a diamond) is loaded once. Raises :class:`SpecError` at the
+    ``import`` line for a path that is absolute, climbs with ``..``, is not a
+    ``.arch`` file, leaves the roots (through a symlink too) or is missing, for
+    a cycle or an imported network spec; and at a block defined twice or named
     like a built-in op.
     """
     library = Library()
-    _load_into(library, module, path, (str(Path(path).resolve()),))
+    roots = import_roots(path)
+    _load_into(library, module, path, (str(Path(path).resolve()),), roots, set())
     return library
 
 
-def _load_into(library: Library, module: ast.Module, path: str, stack: tuple) -> None:
+def _load_into(library: Library, module: ast.Module, path: str, stack: tuple, roots: list,
+               loaded: set) -> None:
     for imp in module.imports:
-        target = _resolve_import(imp, path)
+        target = _resolve_import(imp, path, roots)
         if str(target) in stack:
             raise SpecError(f"import cycle: {' → '.join(Path(p).name for p in stack + (str(target),))}",
                             imp.span)
+        if str(target) in loaded:
+            continue
+        loaded.add(str(target))
         imported = parse_file(target)
         if imported.network is not None or imported.params:
             raise SpecError(f"{imp.path} is a network spec; only libraries of blocks, functions "
                             "and lets can be imported", imp.span)
-        _load_into(library, imported, str(target), stack + (str(target),))
+        _load_into(library, imported, str(target), stack + (str(target),), roots, loaded)
     for block in module.blocks:
         if block.name in library.blocks:
             other = library.blocks[block.name].span
@@ -118,13 +151,74 @@ def _load_into(library: Library, module: ast.Module, path: str, stack: tuple) ->
     library.functions.extend(module.functions)
     library.lets.extend(module.lets)
 
-def _resolve_import(imp: ast.Import, path: str) -> Path:
-    candidates = [Path(path).parent / imp.path, SPECS_DIR / imp.path]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate.resolve()
+def _check_import_text(imp: ast.Import) -> None:
+    text = imp.path
+    refuse = None
+    if not text or "\x00" in text:
+        refuse = "it is not a file name"
+    elif PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() \
+            or PureWindowsPath(text).drive or text.startswith("~"):
+        refuse = "an import path must be relative"
+    elif ".." in PurePosixPath(text.replace("\\", "/")).parts:
+        refuse = "an import path may not climb out of its directory with '..'"
+    elif not text.endswith(".arch"):
+        refuse = "only .arch files can be imported"
+    if refuse:
+        raise SpecError(f"cannot import {text!r}: {refuse}", imp.span,
+                        expected="a relative path to a .arch file, e.g. \"blocks/common.arch\"")
+
+
+def _within(path: Path, roots: list) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
+def _resolve_import(imp: ast.Import, path: str, roots: list) -> Path:
+    """The file an ``import`` names: beside the importing spec, else in each root in turn."""
+    _check_import_text(imp)
+    here = Path(path).parent.resolve()
+    bases = ([here] if _within(here, roots) else []) + [r for r in roots if r != here]
+    for base in bases:
+        candidate = base / imp.path
+        if not os.path.lexists(candidate):
+            continue
+        target = candidate.resolve()
+        if not _within(target, roots):
+            raise SpecError(f"cannot import {imp.path!r}: it leads outside the import roots "
+                            "(through a symbolic link)", imp.span,
+                            expected="a file inside " + ", ".join(map(str, roots)))
+        try:
+            regular = stat.S_ISREG(target.stat().st_mode)
+        except OSError:
+            regular = False
+        if not regular:
+            raise SpecError(f"cannot import {imp.path!r}: it is not a regular file", imp.span)
+        return target
     raise SpecError(f"cannot import {imp.path!r}: no such file", imp.span,
-                    expected=f"a file relative to {Path(path).parent or '.'} or a bundled library")
+                    expected="a file inside " + ", ".join(map(str, roots)),
+                    hint="add its directory with --spec-path or ARCHDSL_SPEC_PATH")
+
+
+def check_declarations(module: ast.Module) -> None:
+    """A :class:`SpecError` at a parameter or variant declared twice, or a variant setting an
+    undeclared parameter (every variant is checked, selected or not)."""
+    for kind, items in (("parameter", module.params), ("variant", module.variants)):
+        first: dict = {}
+        for item in items:
+            if item.name in first:
+                raise SpecError(f"{kind} {item.name!r} is declared twice (first at "
+                                f"{first[item.name].location})", item.span)
+            first[item.name] = item.span
+    declared = [p.name for p in module.params]
+    for chosen in module.variants:
+        seen = set()
+        for kw in chosen.assignments:
+            if kw.name not in declared:
+                raise SpecError(f"variant {chosen.name} sets {kw.name!r}, which is not a parameter",
+                                kw.span, expected="one of: " + (", ".join(declared) or "(none declared)"),
+                                hint=suggest(kw.name, declared))
+            if kw.name in seen:
+                raise SpecError(f"variant {chosen.name} sets {kw.name!r} twice", kw.span)
+            seen.add(kw.name)
 
 def resolve_params(module: ast.Module, library: Library, path: str, variant: str | None,
                    overrides: dict) -> tuple[Env, dict]:
@@ -133,6 +227,7 @@ def resolve_params(module: ast.Module, library: Library, path: str, variant: str
     A variant's assignments apply first, then ``overrides``; each must name a
     declared parameter. Raises :class:`SpecError`.
     """
+    check_declarations(module)
     declared = {p.name: p for p in module.params}
     assigned: dict = {}
     if variant is not None:

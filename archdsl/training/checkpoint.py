@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from ..backends.weights import tensors_sha256  # noqa: F401 - the reader verifies it in build() too
 from ..errors import ArchError
 
 FORMAT = 1
@@ -74,15 +75,6 @@ def atomic_write(path: Path, data: bytes) -> None:
         pass  # some filesystems do not allow fsync on directories
 
 
-def tensors_sha256(tensors: dict) -> str:
-    """A digest of names, dtypes, shapes and bytes of ``tensors`` (in name order)."""
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        if t.numel():
-            digest.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
-    return digest.hexdigest()
 
 
 def weights_bytes(state_dict: dict, meta: dict) -> bytes:
