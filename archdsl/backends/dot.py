@@ -23,6 +23,7 @@ import networkx as nx
 
 from ..errors import ArchError
 from ..errors import shape_text
+from ..ir.graph import inputs_of
 from ..ir.ops import REGISTRY, Category, label_of
 from .table import describe_scope, scope_chain
 
@@ -150,8 +151,7 @@ class _Drawing:
         return result
 
     def _inputs(self, node: str) -> list[str]:
-        preds = [(d["index"], s) for s, _, d in self.graph.in_edges(node, data=True)]
-        return [s for _, s in sorted(preds)]
+        return inputs_of(self.graph, node)
 
     def runs(self, children: list) -> list:
         """Group children into runs: ``[("op", n)]`` or ``[("scope", s), …identical, chained scopes]``."""
@@ -293,11 +293,13 @@ class _Drawing:
             f"  graph [{_attrs({**_GRAPH, 'rankdir': self.direction, 'tooltip': arch.name})}];",
             f"  node [{_attrs(_NODE)}];",
             f"  edge [{_attrs(_EDGE)}];",
-            f"  input [{_attrs({'label': 'input ' + _dims(arch.input_shape), **_IO})}];",
         ]
-        self.visible["input"] = "input"
+        for name, shape in arch.inputs.items():  # one box per input, one per output, keys shown
+            box = "input" if name == "input" else self.new_id("in")
+            self.lines.append(f"  {box} [{_attrs({'label': f'{name} {_dims(shape)}', **_IO})}];")
+            self.visible[name] = box
         self.emit_children(self.tree().children, "  ")
-        outputs = [("output", arch.output, False)]
+        outputs = [(key, node, False) for key, node in arch.outputs.items()]
         outputs += [(name, node, True) for name, node in sorted(arch.aux_outputs.items())]
         for name, node, aux in outputs:
             out = self.new_id("out")

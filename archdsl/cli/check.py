@@ -16,6 +16,9 @@ def register(subparsers) -> None:
 def run(args) -> int:
     arch = load_from_args(args)
     ops = sum(1 for _ in arch.ops())
-    print(f"{arch.source}: ok ({arch.name}: {ops} ops, {arch.parameter_count():,} parameters, "
-          f"output {'x'.join(map(str, arch.output_shape))})")
+    if arch.returns_dict:
+        outs = "outputs " + ", ".join(f"{k!r} {'x'.join(map(str, v))}" for k, v in arch.output_shapes.items())
+    else:
+        outs = f"output {'x'.join(map(str, arch.output_shape))}"
+    print(f"{arch.source}: ok ({arch.name}: {ops} ops, {arch.parameter_count():,} parameters, {outs})")
     return 0

@@ -18,9 +18,9 @@ from ..errors import SpecError, Span, describe, shape_text, suggest
 from .expr import Env, Evaluator
 
 # Labels and tensor names: letters, digits, `_` and `-` (torchvision's `block1-0`), dotted paths
-# (`inner_blocks.3.0`); the first segment starts with a letter or `_`.
-NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")
-NAME_EXPECTED = "letters, digits, '_' and '-', dotted segments, starting with a letter or '_'"
+# (`inner_blocks.3.0`); a segment may be a number only when written `{0}` (a built name).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")
+NAME_EXPECTED = "letters, digits, '_' and '-', in dotted segments"
 MAX_LISTED = 16
 
 
