@@ -154,12 +154,11 @@ class Elaborator:
 
     def skip_names(self, label: ast.Head | None, head: ast.Head | None, env: Env, value: Value) -> None:
         """Remember the names of an item that did not run (a false ``when``), for messages."""
-        for name, cond in ((label.name if label else None, label.when if label else None),
-                           (head.bind if head else None, head.when if head else None)):
-            if name is not None:
-                when = cond or (head.when if head else None)
+        when = (label.when if label else None) or (head.when if head else None)
+        for name in (label.name if label else None, head.bind if head else None):
+            if name is not None and when is not None:
                 text = self.name_text(name, env, value, pattern=True)
-                if text not in self.frame.names and when is not None:
+                if text not in self.frame.names:
                     self.frame.skipped[text] = when.span
 
     def source_value(self, source, env: Env, value: Value) -> Value:
@@ -243,6 +242,9 @@ class Elaborator:
             for head in chain.heads:
                 value = self.call(head, value, env, inner, None)
         elif label is not None:
+            if len(chain.heads) == 1 and not self.when_holds(chain.heads[0], env, value):
+                self.skip_names(chain.label, chain.heads[0], env, value)  # a removed item binds nothing
+                return value
             where, last = self.place(scope, label, chain.label.span)
             for head in chain.heads:
                 value = self.call(head, value, env, where, last, chain.label.span)
