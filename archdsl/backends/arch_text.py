@@ -12,6 +12,11 @@ The printer recovers the spec's structure from the IR alone:
   parts as labels or named scopes;
 * **auxiliary heads** are written where the value they read is produced.
 
+A network that is not series-parallel from one input to one output (several
+inputs or outputs, tensors read by name) is written in graph form instead:
+one line per op, ``@source -> path: op(…, @other)``, placed at its module
+path, then one ``output`` line per output.
+
 Identical consecutive numbered scopes (ResNet's repeated bottlenecks) fold
 into ``repeat N:``. Compiling the printed text gives the same IR: the same
 module paths, ops, arguments and shapes (``scale -o`` checks this).
@@ -329,16 +334,73 @@ def to_arch(arch: Architecture, header: list[str] | None = None) -> str:
     ``header`` lines become ``#`` comments at the top. Compiling the text gives
     the same IR (module paths, ops, arguments and shapes) as ``arch``.
     """
-    flow = _Flow(arch)
-    printer = _Printer(arch)
-    items = flow.sequence("input", arch.output)
+    items = _series_parallel(arch)
     lines = [f"# {line}".rstrip() for line in header or []]
     lines.append(f"arch {arch.family}")
-    lines.append("input " + " x ".join(str(d) for d in arch.input_shape))
+    for name, shape in arch.inputs.items():
+        dims = " x ".join(str(d) for d in shape)
+        lines.append(f"input {dims}" if list(arch.inputs) == ["input"] else f"input {name}: {dims}")
     lines.append("")
     lines.append("network:")
-    lines += printer.render(items, (), 1)
+    lines += _Printer(arch).render(items, (), 1) if items is not None else _graph_lines(arch)
     return "\n".join(lines) + "\n"
+
+
+def _series_parallel(arch: Architecture) -> list | None:
+    """The nested items of a series-parallel network, or None when it needs the graph form."""
+    if arch.returns_dict or list(arch.inputs) != ["input"]:
+        return None
+    try:
+        items = _Flow(arch).sequence("input", arch.output)
+    except (ValueError, KeyError, AssertionError):
+        return None
+    seen: list = []
+
+    def collect(elements):
+        for element in elements:
+            if isinstance(element, _Aux):
+                collect(element.items)
+                continue
+            seen.append(element.node)
+            for branch in getattr(element, "branches", ()):
+                collect(branch)
+    collect(items)
+    every = [node for node, _ in arch.ops(include_aux=True)]
+    return items if sorted(seen) == sorted(every) else None
+
+
+def _label(name: str) -> str:
+    """A module path as a placement label; keyword or numeric segments as ``{"…"}``."""
+    return ".".join(f'{{"{seg}"}}' if seg in _KEYWORDS or (i == 0 and seg[0].isdigit()) else seg
+                    for i, seg in enumerate(name.split(".")))
+
+
+def _graph_lines(arch: Architecture) -> list[str]:
+    """The graph form: each op reads its inputs by name and sits at its module path."""
+    graph, lines = arch.graph, []
+    for node, data in arch.ops(include_aux=True):
+        if data.get("aux"):
+            raise ValueError("cannot print a network with auxiliary heads and named tensors")
+        refs = ["@" + graph.nodes[s]["name"] for s in inputs_of(graph, node)]
+        opdef = REGISTRY[data["op"]]
+        parts = refs[1:] if opdef.category is Category.JOIN else []
+        extra = iter(refs[1:])
+        for arg in opdef.args:
+            value = data["attrs"].get(arg.name)
+            if arg.kind == "tensor":
+                parts.append(f"{arg.name} = {next(extra)}")
+            elif arg.required:
+                parts.append(_value(value, arg.kind))
+            elif value != arg.default:
+                parts.append(f"{arg.name} = {_value(value, arg.kind)}")
+        call = data["op"] + (f"({', '.join(parts)})" if parts else "")
+        lines.append(f"{INDENT}{refs[0]} -> {_label(data['name'])}: {call}")
+    if arch.returns_dict:
+        lines += [f"{INDENT}output {_value(key)}: @{graph.nodes[node]['name']}"
+                  for key, node in arch.outputs.items()]
+    else:
+        lines.append(f"{INDENT}@{graph.nodes[arch.output]['name']}")
+    return lines
 
 
 def signature(arch: Architecture) -> list[tuple]:

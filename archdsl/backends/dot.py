@@ -290,11 +290,13 @@ class _Drawing:
             f"  graph [{_attrs({**_GRAPH, 'rankdir': self.direction, 'tooltip': arch.name})}];",
             f"  node [{_attrs(_NODE)}];",
             f"  edge [{_attrs(_EDGE)}];",
-            f"  input [{_attrs({'label': 'input ' + _dims(arch.input_shape), **_IO})}];",
         ]
-        self.visible["input"] = "input"
+        for name, shape in arch.inputs.items():  # one box per input, one per output, keys shown
+            box = "input" if name == "input" else self.new_id("in")
+            self.lines.append(f"  {box} [{_attrs({'label': f'{name} {_dims(shape)}', **_IO})}];")
+            self.visible[name] = box
         self.emit_children(self.tree().children, "  ")
-        outputs = [("output", arch.output, False)]
+        outputs = [(key, node, False) for key, node in arch.outputs.items()]
         outputs += [(name, node, True) for name, node in sorted(arch.aux_outputs.items())]
         for name, node, aux in outputs:
             out = self.new_id("out")

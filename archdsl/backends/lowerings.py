@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 import torch.fx as fx
 from torch import nn
+from torch.nn import functional as F
 
 
 class StochasticDepth(nn.Module):
@@ -69,6 +70,29 @@ class ChannelShuffle(nn.Module):
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """BatchNorm with fixed statistics and affine parameters, all buffers (like torchvision.ops')."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        for name, fill in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+            self.register_buffer(name, torch.full((num_features,), fill))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a trained BatchNorm's counter has no meaning here: accept and drop it, as torchvision does
+        state_dict.pop(prefix + "num_batches_tracked", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"
 
 
 ModuleFactory = Callable[[dict, tuple, bool], nn.Module]
@@ -127,6 +151,38 @@ def _split(g, args, a, inplace):
     return g.call_function(operator.getitem, (chunks, a["index"]))
 
 
+# ---- resolution ops (dense prediction) -------------------------------------------------------
+
+def _factor(scale: tuple):
+    return float(scale[0]) if scale[0] == scale[1] else tuple(float(s) for s in scale)
+
+
+def _spatial_size(t: torch.Tensor):
+    """A tensor's height and width (fx-traceable; `resize(like = @t)` reads it at run time)."""
+    return t.shape[-2:]
+
+
+def _resize(g, args, a, inplace):
+    size = g.call_function(_spatial_size, (args[1],)) if len(args) > 1 else tuple(a["size"])
+    return g.call_function(F.interpolate, (args[0],), {"size": size, "mode": a["mode"],
+                                                        "align_corners": a["align_corners"]})
+
+
+def _conv_transpose(a, shape, inplace):
+    return nn.ConvTranspose2d(shape[0], a["out"], a["kernel"], a["stride"], tuple(a["padding"]),
+                              tuple(a["output_padding"]), a["groups"], a["bias"], a["dilation"])
+
+
+DENSE_LOWERINGS: dict[str, Lowering] = {
+    "upsample": Lowering(module=lambda a, s, i: nn.Upsample(scale_factor=_factor(a["scale"]), mode=a["mode"],
+                                                            align_corners=a["align_corners"])),
+    "resize": Lowering(function=_resize),
+    "conv_transpose": Lowering(module=_conv_transpose),
+    "pixel_shuffle": Lowering(module=lambda a, s, i: nn.PixelShuffle(a["factor"])),
+    "pixel_unshuffle": Lowering(module=lambda a, s, i: nn.PixelUnshuffle(a["factor"])),
+    "frozen_batchnorm": Lowering(module=lambda a, s, i: FrozenBatchNorm2d(s[0], a["eps"])),
+}
+
 LOWERINGS: dict[str, Lowering] = {
     "conv": Lowering(module=_conv),
     "batchnorm": Lowering(module=_batchnorm),
@@ -156,4 +212,5 @@ LOWERINGS: dict[str, Lowering] = {
     "add": Lowering(function=_add),
     "mul": Lowering(function=_mul),
     "concat": Lowering(function=lambda g, args, a, i: g.call_function(torch.cat, (list(args), 1))),
+    **DENSE_LOWERINGS,
 }

@@ -82,10 +82,14 @@ class Summary:
     depth: int | None
     rows: list = field(default_factory=list)
     totals: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)   # every input's name and shape
+    outputs: dict = field(default_factory=dict)  # every output's key and shape, in order
 
     def to_dict(self) -> dict:
         return {"name": self.name, "source": self.source, "input_shape": list(self.input_shape),
                 "output_shape": list(self.output_shape), "depth": self.depth,
+                "inputs": {k: list(v) for k, v in self.inputs.items()},
+                "outputs": {k: list(v) for k, v in self.outputs.items()},
                 "convention": CONVENTION, "rows": [r.to_dict() for r in self.rows],
                 "totals": dict(self.totals)}
 
@@ -119,7 +123,8 @@ def summarize(arch, depth: int | None = None) -> Summary:
         op = describe_scope(key, scopes) if key != data["name"] else label_of(data["op"], data["attrs"])
         rows.append(Row(key, op, tuple(data["shape"]), data["params"], data["macs"], 1, aux))
     return Summary(arch.name, arch.source, tuple(arch.input_shape), tuple(arch.output_shape), depth,
-                   rows, totals(arch))
+                   rows, totals(arch), dict(arch.inputs),
+                   arch.output_shapes if arch.returns_dict else {})
 
 
 def totals(arch) -> dict:
@@ -161,6 +166,17 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:,.1f} MiB"
 
 
+def _io_line(summary: Summary) -> str:
+    """``input 3x224x224 -> output 1000``; every input and output by name when there are several."""
+    if len(summary.inputs) > 1:
+        ins = "inputs " + ", ".join(f"{k} {shape_text(v)}" for k, v in summary.inputs.items())
+    else:
+        ins = f"input {shape_text(summary.input_shape)}"
+    if summary.outputs:
+        return ins + " -> outputs " + ", ".join(f"{k!r} {shape_text(v)}" for k, v in summary.outputs.items())
+    return ins + f" -> output {shape_text(summary.output_shape)}"
+
+
 def format_summary(summary: Summary) -> str:
     """The summary as an aligned text table with a header and totals."""
     cells = [(r.name + (" (aux)" if r.aux else ""), r.op, shape_text(r.shape), _count(r.params),
@@ -174,8 +190,7 @@ def format_summary(summary: Summary) -> str:
 
     t = summary.totals
     rule = "-" * len(line(head))
-    out = [f"{summary.name}  ({_display_path(summary.source)})",
-           f"input {shape_text(summary.input_shape)} -> output {shape_text(summary.output_shape)}"
+    out = [f"{summary.name}  ({_display_path(summary.source)})", _io_line(summary)
            + (f"; one row per scope {summary.depth} deep" if summary.depth else "; one row per op"),
            CONVENTION, rule, line(head), rule]
     out += [line(c) for c in cells]

@@ -3,6 +3,9 @@
 Module names are the IR's scope paths (``layer1.0.conv1``), so ``state_dict``
 keys follow the spec. Auxiliary heads (training-only outputs) run only when the
 module is in training mode, like torchvision's GoogLeNet and Inception v3.
+``forward`` takes one argument per declared input (``x`` for a single unnamed
+one) and returns a tensor, or a dict in declaration order for a network that
+declares outputs (torchvision's convention), in every mode.
 """
 
 from __future__ import annotations
@@ -31,9 +34,27 @@ class NetworkOutputs(NamedTuple):
 
 @fx.wrap
 def network_outputs(main, aux: dict):
-    """Main output alone, or :class:`NetworkOutputs` when auxiliary outputs were computed."""
+    """Main output alone, or :class:`NetworkOutputs` when auxiliary outputs were computed.
+
+    A dict of outputs gets the computed auxiliary outputs as extra entries instead.
+    """
     computed = {k: v for k, v in aux.items() if v is not None}
+    if isinstance(main, dict):
+        return {**main, **computed}
     return NetworkOutputs(main, computed) if computed else main
+
+
+def _placeholders(arch: Architecture, emitter: "_Emitter") -> None:
+    """One ``forward`` argument per input node, in declaration order (``x`` for ``input``)."""
+    for node in arch.inputs:
+        emitter.values[node] = emitter.graph.placeholder("x" if node == "input" else node)
+
+
+def _result(arch: Architecture, values: dict):
+    """The main result: the output tensor, or the dict of declared outputs."""
+    if arch.returns_dict:
+        return {key: values[node] for key, node in arch.outputs.items()}
+    return values[arch.output]
 
 
 def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
@@ -76,7 +97,7 @@ def compile_module(arch: Architecture) -> fx.GraphModule:
     auxiliary head that reads more than one main-path value.
     """
     main = _Emitter(nn.Module())
-    main.values["input"] = main.graph.placeholder("x")
+    _placeholders(arch, main)
     heads = {name: _Emitter(nn.Module(), name + ".") for name in arch.aux_outputs}
     head_inputs: dict[str, str] = {}
     for node, data in arch.ops(include_aux=True):
@@ -99,7 +120,7 @@ def compile_module(arch: Architecture) -> fx.GraphModule:
         head.graph.output(head.values[out_node])
         _set_submodule(main.owner, aux, AuxHead(fx.GraphModule(head.owner, head.graph, class_name="AuxGraph")))
         aux_results[aux] = main.graph.call_module(aux, (main.values[head_inputs[aux]],))
-    out = main.values[arch.output]
+    out = _result(arch, main.values)
     if aux_results:
         out = main.graph.call_function(network_outputs, (out, aux_results))
     main.graph.output(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import shape_text
 from ._shared import add_spec_arguments, load_from_args
 
 
@@ -25,6 +26,9 @@ def run(args) -> int:
     for variant in chosen:
         arch = load_from_args(args, variant)
         ops = sum(1 for _ in arch.ops())
-        print(f"{arch.source}: ok ({arch.name}: {ops} ops, {arch.parameter_count():,} parameters, "
-              f"output {'x'.join(map(str, arch.output_shape))})")
+        if arch.returns_dict:
+            outs = "outputs " + ", ".join(f"{k!r} {shape_text(v)}" for k, v in arch.output_shapes.items())
+        else:
+            outs = f"output {shape_text(arch.output_shape)}"
+        print(f"{arch.source}: ok ({arch.name}: {ops} ops, {arch.parameter_count():,} parameters, {outs})")
     return 0

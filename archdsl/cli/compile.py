@@ -50,8 +50,10 @@ def run(args) -> int:
     else:
         shape = lambda s: " x ".join(map(str, s))  # noqa: E731
         print(f"{report['name']}  ({arch.source})")
-        print(f"  input   {shape(report['input_shape'])}")
-        print(f"  output  {shape(report['output_shape'])}")
+        for name, dims in arch.inputs.items():
+            print(f"  input   {shape(dims)}" + (f"  ({name})" if len(arch.inputs) > 1 else ""))
+        for key, dims in arch.output_shapes.items():
+            print(f"  output  {shape(dims)}" + (f"  ({key!r})" if arch.returns_dict else ""))
         print(f"  params  {report['params']:,}")
         print(f"  MACs    {report['macs'] / 1e9:.3f} G (convs and linears, torchvision convention)")
         if arch.aux_outputs:

@@ -115,8 +115,15 @@ class Attr:
     attr: str
 
 
+@dataclass(frozen=True)
+class TensorRef:
+    """``@name``: a tensor bound earlier (``@enc{i}``, ``@body.layer3``); ``name`` is a NameText."""
+    span: Span
+    name: Any
+
+
 Expr = Union[Const, Name, InShape, ListExpr, BinOp, UnaryOp, BoolOp, Compare, CondExpr,
-             Call, Index, Slice, Attr]
+             Call, Index, Slice, Attr, TensorRef]
 
 
 # ---- network items --------------------------------------------------------------
@@ -153,14 +160,20 @@ class Head:
     kwargs: tuple
     has_call: bool
     when: Any | None
+    bind: NameText | None = None  # ``… as name``: binds the output tensor to a name
 
 
 @dataclass(frozen=True)
 class Chain:
-    """``[label:] a -> b -> c``; a label on one element names it, on several scopes them."""
+    """``[label:] a -> b -> c``; a label on one element names it, on several scopes them.
+
+    ``source`` (an expression reading a tensor, ``@t``) starts the chain from
+    that tensor instead of the live one: ``@t -> [label:] a -> b``, or ``@t`` alone.
+    """
     span: Span
     label: Head | None
     heads: tuple
+    source: Any | None = None
 
 
 @dataclass(frozen=True)
@@ -217,7 +230,16 @@ class Let:
     value: Any
 
 
-Item = Union[Line, Group, Repeat, For, If, Aux, Let]
+@dataclass(frozen=True)
+class Output:
+    """``output key`` (the live tensor) or ``output key: value`` (``value`` reads a tensor)."""
+    span: Span
+    key: Any
+    value: Any | None
+    when: Any | None
+
+
+Item = Union[Line, Group, Repeat, For, If, Aux, Let, Output]
 
 
 # ---- top level ------------------------------------------------------------------
@@ -227,6 +249,7 @@ class Param:
     span: Span
     name: str
     default: Any | None
+    tensor: bool = False  # ``@name``: the argument is a tensor (or a list of them)
 
 
 @dataclass(frozen=True)
@@ -263,6 +286,7 @@ class Import:
 class InputDecl:
     span: Span
     dims: tuple
+    name: str | None = None  # ``input rgb: 3 x H x W``; None for the one unnamed input
 
 
 @dataclass(frozen=True)
@@ -286,3 +310,4 @@ class Module:
     blocks: tuple
     network: tuple | None
     network_span: Span | None
+    inputs: tuple = ()  # every input declaration, in order (``input`` is the first)

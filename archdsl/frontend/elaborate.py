@@ -25,15 +25,11 @@ from ..ir.graph import Architecture, verify
 from ..ir.ops import REGISTRY, ArgProblem, ShapeProblem, joins
 from .names import check_label
 from .resolve import GROUP_KINDS, Library, declared_input, load_library, resolve_params
+from .tensors import (NAME_EXPECTED, NAME_PATTERN, Frame, GraphEvaluator, Value, expect_tensor,
+                      is_tensor, join_notes, output_key, source_text)
 
 INT64_MAX = 2**63 - 1
-
-
-@dataclass(frozen=True)
-class Value:
-    """A tensor during elaboration: the node producing it and its shape."""
-    node: str
-    shape: tuple
+UNNAMED = "_"  # the label of an op that takes no module index (a parameterless functional op)
 
 
 @dataclass
@@ -64,6 +60,10 @@ class Elaborator:
         self.library = Library()
         self.global_env = Env()
         self.limits = limits.current()
+        self.frame = Frame(())
+        self.network_frame = self.frame
+        self.outputs: dict[str, str] = {}
+        self.output_spans: dict[str, Span] = {}
 
     def run(self, variant: str | None, overrides: dict, input_shape: tuple | None = None) -> Architecture:
         if self.module.network is None:
@@ -72,18 +72,43 @@ class Elaborator:
         self.library = load_library(self.module, self.path)
         env, params = resolve_params(self.module, self.library, self.path, variant, overrides)
         self.global_env = env
-        shape = declared_input(self.module, env)
-        if input_shape is not None:  # (C, H, W), or (H, W) keeping the spec's channels
-            shape = tuple(input_shape) if len(input_shape) == 3 else (shape[0], *input_shape)
-        self.graph.add_node("input", op="input", attrs={}, name="input", span=None, shape=shape,
-                            in_shapes=(), params=0, buffers=0, macs=0, aux=None, order=0)
-        out = self.items(self.module.network, Value("input", shape), env.child(), Scope(()))
-        self.graph.graph["output"] = out.node
+        self.frame = self.network_frame = Frame((), self.module.network)
+        inputs = self.add_inputs(env, input_shape)
+        first = next(iter(inputs.values()))
+        out = self.items(self.module.network, first, env.child(), Scope(()))
+        outputs = dict(self.outputs) or {"output": out.node}
+        self.graph.graph["output"] = next(iter(outputs.values()))
+        self.graph.graph["outputs"] = outputs
         verify(self.graph)
         family = self.module.arch_name or Path(self.path).stem
         return Architecture(name=variant or family, family=family, variant=variant,
-                            source=self.path, params=params, input_shape=shape, graph=self.graph,
-                            output=out.node, aux_outputs=dict(self.aux_outputs))
+                            source=self.path, params=params, input_shape=first.shape, graph=self.graph,
+                            output=next(iter(outputs.values())), aux_outputs=dict(self.aux_outputs),
+                            outputs=outputs, returns_dict=bool(self.outputs),
+                            inputs={name: v.shape for name, v in inputs.items()})
+
+    def add_inputs(self, env: Env, input_shape: tuple | None) -> dict:
+        """One ``input`` node per declared input (``input`` when unnamed); the first is live."""
+        decls = self.module.inputs or (self.module.input,)
+        named = [d for d in decls if d is not None and d.name is not None]
+        if len(decls) > 1 and len(named) != len(decls):
+            bad = next(d for d in decls if d.name is None)
+            raise SpecError("with several inputs, each needs a name", bad.span,
+                            expected="input rgb: 3 x H x W")
+        values = {}
+        for order, decl in enumerate(decls):
+            shape = declared_input(self.module, env, decl)
+            if order == 0 and input_shape is not None:  # (C, H, W), or (H, W) keeping the channels
+                shape = tuple(input_shape) if len(input_shape) == 3 else (shape[0], *input_shape)
+            node = decl.name if decl is not None and decl.name else "input"
+            if node in values:
+                raise SpecError(f"the input {node!r} is declared twice", decl.span)
+            self.graph.add_node(node, op="input", attrs={}, name=node, span=decl.span if decl else None,
+                                shape=shape, in_shapes=(), params=0, buffers=0, macs=0, aux=None,
+                                order=order)
+            values[node] = Value(node, shape)
+            self.frame.bind(node, values[node])
+        return values
 
     # ---- items -----------------------------------------------------------------------
 
@@ -111,17 +136,63 @@ class Elaborator:
             return self.items(body, value, env, scope) if body else value
         if isinstance(item, ast.Aux):
             return self.aux_branch(item, value, env, scope)
+        if isinstance(item, ast.Output):
+            return self.output(item, value, env)
         raise AssertionError(f"unknown item {item!r}")
 
-    def evaluator(self, env: Env, value: Value) -> Evaluator:
-        return Evaluator(env, value.shape)
+    def evaluator(self, env: Env, value: Value | None) -> Evaluator:
+        return GraphEvaluator(env, value.shape if value is not None else None, self.read_tensor)
+
+    # ---- named tensors -------------------------------------------------------------------
+
+    def read_tensor(self, ref: ast.TensorRef, ev: Evaluator):
+        """``@name``: the tensor (or list of tensors) bound to ``name`` in this body."""
+        name = self.name_text(ref.name, ev.env, None, pattern=True)
+        return self.frame.lookup(name, ref.span)
+
+    def bind_name(self, name: ast.NameText | None, value: Value, env: Env) -> None:
+        if name is not None:
+            self.frame.bind(self.name_text(name, env, value, pattern=True), value)
+
+    def skip_names(self, label: ast.Head | None, head: ast.Head | None, env: Env, value: Value) -> None:
+        """Remember the names of an item that did not run (a false ``when``), for messages."""
+        when = (label.when if label else None) or (head.when if head else None)
+        for name in (label.name if label else None, head.bind if head else None):
+            if name is not None and when is not None:
+                text = self.name_text(name, env, value, pattern=True)
+                if text not in self.frame.names:
+                    self.frame.skipped[text] = when.span
+
+    def source_value(self, source, env: Env, value: Value) -> Value:
+        return expect_tensor(self.evaluator(env, value)(source), source.span, "a tensor to start from")
+
+    def output(self, item: ast.Output, value: Value, env: Env) -> Value:
+        """``output key[: @t]``: a network output, or one of a block's named results."""
+        ev = self.evaluator(env, value)
+        if item.when is not None and not truth(ev(item.when), item.when.span):
+            return value
+        key = output_key(item, ev)
+        target = value if item.value is None else expect_tensor(ev(item.value), item.value.span)
+        if self.frame is not self.network_frame:
+            self.frame.bind(key, target)  # read by the caller as @call.key
+            return value
+        if self.aux is not None:
+            raise SpecError("an auxiliary head cannot declare a network output", item.span)
+        if key in self.outputs:
+            first = self.output_spans[key]
+            raise SpecError(f"output {key!r} is declared twice (first at line {first.line})", item.key.span,
+                            expected="a new key; declared so far: " + ", ".join(map(repr, self.outputs)))
+        self.outputs[key] = target.node
+        self.output_spans[key] = item.span
+        return value
 
     def when_holds(self, head: ast.Head | None, env: Env, value: Value) -> bool:
         if head is None or head.when is None:
             return True
         return truth(self.evaluator(env, value)(head.when), head.when.span)
 
-    def name_text(self, name: ast.NameText, env: Env, value: Value) -> str:
+    def name_text(self, name: ast.NameText, env: Env, value: Value | None, pattern: bool = False) -> str:
+        """The text of a possibly interpolated name; ``pattern``: a label or tensor name (``-``, ``.``)."""
         parts = []
         for part in name.parts:
             if isinstance(part, str):
@@ -133,15 +204,22 @@ class Elaborator:
                                 part.span)
             parts.append(str(text))
         text = "".join(parts)
+        if pattern:
+            if not NAME_PATTERN.fullmatch(text):
+                raise SpecError(f"{text!r} is not a valid name", name.span, expected=NAME_EXPECTED)
+            return text
         if not text.replace("_", "a").isalnum() or text[0].isdigit():
             raise SpecError(f"{text!r} is not a valid name", name.span,
                             expected="letters, digits and underscores, not starting with a digit")
         return text
 
     def label_name(self, label: ast.Head, env: Env, value: Value) -> str:
-        if label.has_call:
+        if label.has_call or label.bind is not None:
             raise SpecError("a label takes no arguments", label.span, expected="name:")
-        return check_label(self.name_text(label.name, env, value), label.name.span)
+        text = self.name_text(label.name, env, value, pattern=True)
+        for part in text.split("."):  # each component becomes a module attribute
+            check_label(part, label.name.span)
+        return text
 
     def structural(self, label: ast.Head | None, scope: Scope) -> Scope | None:
         """The scope for items after ``seq:`` / ``branch:`` on the same line, else None.
@@ -158,8 +236,23 @@ class Elaborator:
             return scope
         return self.named_scope(scope, scope.next_index(), label.span, "scope", None)
 
+    def place(self, scope: Scope, label: str, span: Span) -> tuple[Scope, str]:
+        """A dotted label (``inner_blocks.3.0``) puts its item under scopes made on demand."""
+        *parents, last = label.split(".")
+        for part in parents:
+            child = scope.child(part)
+            key = ".".join(child.path)
+            if key in self.graph:
+                raise SpecError(f"{key!r} is a module, not a scope", span)
+            self.graph.graph["scopes"].setdefault(key, {"kind": "scope", "block": None, "span": span})
+            scope = child
+        return scope, last
+
     def chain(self, chain: ast.Chain, value: Value, env: Env, scope: Scope) -> Value:
+        if chain.source is not None:
+            value = self.source_value(chain.source, env, value)
         if not self.when_holds(chain.label, env, value):
+            self.skip_names(chain.label, None, env, value)
             return value
         inner = self.structural(chain.label, scope)
         if inner is not None:
@@ -167,14 +260,24 @@ class Elaborator:
                 value = self.call(head, value, env, inner, None)
             return value
         label = self.label_name(chain.label, env, value) if chain.label else None
+        where = scope
         if label is not None and len(chain.heads) > 1:
-            inner = self.named_scope(scope, label, chain.label.span, "scope", None)
+            where, last = self.place(scope, label, chain.label.span)
+            inner = self.named_scope(where, last, chain.label.span, "scope", None)
             for head in chain.heads:
                 value = self.call(head, value, env, inner, None)
-            return value
-        for head in chain.heads:
-            value = self.call(head, value, env, scope, label,
-                              chain.label.span if chain.label is not None else None)
+        elif label is not None:
+            if len(chain.heads) == 1 and not self.when_holds(chain.heads[0], env, value):
+                self.skip_names(chain.label, chain.heads[0], env, value)  # a removed item binds nothing
+                return value
+            where, last = self.place(scope, label, chain.label.span)
+            for head in chain.heads:
+                value = self.call(head, value, env, where, last, chain.label.span)
+        else:
+            for head in chain.heads:
+                value = self.call(head, value, env, scope, None)
+        if label is not None:
+            self.frame.bind_label(where.path + (label.split(".")[-1],), label, value)
         return value
 
     def named_scope(self, scope: Scope, name: str, span: Span, kind: str, block: str | None) -> Scope:
@@ -198,7 +301,14 @@ class Elaborator:
     def call(self, head: ast.Head, value: Value, env: Env, scope: Scope, label: str | None,
              label_span: Span | None = None) -> Value:
         if not self.when_holds(head, env, value):
+            self.skip_names(None, head, env, value)
             return value
+        out = self.call_head(head, value, env, scope, label, label_span)
+        self.bind_name(head.bind, out, env)
+        return out
+
+    def call_head(self, head: ast.Head, value: Value, env: Env, scope: Scope, label: str | None,
+                  label_span: Span | None) -> Value:
         callee = self.resolve_callee(head, env, value)
         ev = self.evaluator(env, value)
         args = [ev(a) for a in head.args]
@@ -213,8 +323,7 @@ class Elaborator:
         if callee in REGISTRY and callee not in joins():
             return self.call_op(callee, head, args, kwargs, value, scope, label, label_span or head.span)
         if callee in joins():
-            raise SpecError(f"{callee} joins branches; write it as a group", head.span,
-                            expected=f"{callee}: followed by an indented branch per line")
+            return self.op_join(callee, head, args, kwargs, value, scope, label, label_span)
         candidates = set(self.library.blocks) | (set(REGISTRY) - set(joins()))
         raise SpecError(f"unknown op or block {callee!r}", head.name.span,
                         expected="a primitive op (`archdsl ops` lists them) or a block defined in this spec",
@@ -222,12 +331,44 @@ class Elaborator:
 
     def call_op(self, op: str, head: ast.Head, args, kwargs, value: Value, scope: Scope,
                 label: str | None, name_span: Span) -> Value:
-        attrs = self.bind_args(op, head, args, kwargs)
+        tensors = {k: v for k, v in kwargs.items() if isinstance(v, Value)}  # resize(like = @t)
+        attrs = self.bind_args(op, head, args, {k: v for k, v in kwargs.items() if k not in tensors})
         if not REGISTRY[op].traits.emits_node:
             return value
-        name = label if label is not None else scope.next_index()
-        return self.add_node(op, attrs, [value], scope, name, head.span, named=label is not None,
-                             name_span=name_span)
+        inputs = [value]
+        for key, tensor in tensors.items():
+            attrs[key] = tensor.shape
+            inputs.append(tensor)
+        if len(inputs) != max(1, REGISTRY[op].inputs) and REGISTRY[op].inputs != -1:
+            raise SpecError(f"{op} takes no tensor arguments", head.span, expected=REGISTRY[op].signature())
+        name, named = self.module_name(op, scope, label)
+        out = self.add_node(op, attrs, inputs, scope, name, head.span, named=named, name_span=name_span)
+        if label == UNNAMED and (self.graph.nodes[out.node]["params"] or self.graph.nodes[out.node]["buffers"]):
+            raise SpecError(f"{op} has weights, so it needs a module name", name_span,
+                            hint="'_:' is for ops without weights; give it a label or no label")
+        return out
+
+    def module_name(self, op: str, scope: Scope, label: str | None) -> tuple[str, bool]:
+        """The node's name in ``scope`` and whether the spec chose it (``_``: no index taken)."""
+        if label == UNNAMED:
+            return op, False
+        return (label, True) if label is not None else (scope.next_index(), False)
+
+    def op_join(self, kind: str, head: ast.Head, args, kwargs, value: Value, scope: Scope,
+                label: str | None, label_span: Span | None) -> Value:
+        """``concat(@a, @b)``: join the live tensor with named ones (takes a module index)."""
+        tensors = [a for a in args if is_tensor(a)]
+        if not tensors or len(tensors) != len(args):
+            raise SpecError(f"{kind} joins tensors: give it named tensors, or write it as a group",
+                            head.span, expected=f"{kind}(@name, …), or {kind}: followed by one branch per line")
+        flat = [t for a in tensors for t in (a if isinstance(a, (list, tuple)) else [a])]
+        attrs = self.bind_args(kind, head, [], kwargs)
+        name, named = self.module_name(kind, scope, label)
+        names = ["the live tensor"]
+        for node, given in zip(head.args, args):
+            names += [source_text(node.span)] * (len(given) if isinstance(given, (list, tuple)) else 1)
+        return self.add_node(kind, attrs, [value] + flat, scope, name, head.span, named=named,
+                             name_span=label_span, notes=join_notes([value] + flat, names))
 
     def bind_args(self, op: str, head: ast.Head, args, kwargs) -> dict:
         """Validate an op's arguments; errors point at the offending argument."""
@@ -247,18 +388,20 @@ class Elaborator:
             raise SpecError(str(problem), span, expected=REGISTRY[op].signature()) from None
 
     def add_node(self, op: str, attrs: dict, inputs: list, scope: Scope, name: str, span: Span,
-                 named: bool = True, branches=None, name_span: Span | None = None) -> Value:
+                 named: bool = True, branches=None, name_span: Span | None = None, notes=()) -> Value:
         opdef = REGISTRY[op]
         in_shapes = tuple(v.shape for v in inputs)
         try:
             shape = tuple(opdef.shape(attrs, in_shapes))
         except ShapeProblem as problem:
-            notes = ()
-            if branches:
+            expected = f"an input that {op} accepts (got {', '.join(map(shape_text, in_shapes))})"
+            if notes:  # an op-form join: which tensor has which shape, and what else could be read
+                notes = tuple(notes) + ("names in scope: " + self.frame.in_scope(),)
+                expected = "tensors that agree in shape"
+            elif branches:
                 notes = tuple(self.branch_note(i, b) for i, b in enumerate(branches))
-            raise ShapeError(str(problem), span, notes=notes,
-                             expected=f"an input that {op} accepts (got {', '.join(map(shape_text, in_shapes))})"
-                             if not branches else "branches that agree in shape") from None
+                expected = "branches that agree in shape"
+            raise ShapeError(str(problem), span, notes=notes, expected=expected) from None
         if any(d <= 0 for d in shape):
             raise ShapeError(f"{op} would produce an empty {shape_text(shape)} tensor", span)
         self.check_size(op, shape, span)
@@ -277,7 +420,11 @@ class Elaborator:
                             macs=opdef.macs(attrs, in_shapes, shape), aux=self.aux,
                             order=self.graph.number_of_nodes())
         for index, src in enumerate(inputs):
-            self.graph.add_edge(src.node, path, index=index)
+            if self.graph.has_edge(src.node, path):  # one tensor read twice, e.g. concat(@x) of x
+                edge = self.graph.edges[src.node, path]
+                edge["indices"] = edge.get("indices", (edge["index"],)) + (index,)
+            else:
+                self.graph.add_edge(src.node, path, index=index)
         return Value(path, shape)
 
     def check_size(self, op: str, shape: tuple, span: Span) -> None:
@@ -308,30 +455,58 @@ class Elaborator:
                                Evaluator(global_env, value.shape))
         name = label if label is not None else scope.next_index()
         inner = self.named_scope(scope, name, name_span, "block", block.name)
+        outer, frame = self.frame, Frame(inner.path, block.body)
+        for param in block.params:
+            given = bound[param.name]
+            if param.tensor != is_tensor(given):
+                raise SpecError(f"block {block.name}'s parameter {'@' * param.tensor}{param.name} takes "
+                                f"{'a tensor' if param.tensor else 'a value'}, got {describe(given)}",
+                                head.span, hint="declare tensor parameters with @: block up(c, @skip)")
+            if param.tensor:
+                frame.bind(param.name, given)
         self.block_stack.append(block.name)
+        self.frame = frame
         try:
-            return self.items(block.body, value, global_env.child(bound), inner)
+            out = self.items(block.body, value, global_env.child(bound), inner)
         except SpecError as err:  # say which of the block's instances failed, and where it was called
             err.notes = err.notes + (f"in {'.'.join(inner.path)} (block {block.name}), "
                                      f"called from {head.span.location}",)
             raise
         finally:
             self.block_stack.pop()
+            self.frame = outer
+        outer.export(".".join(inner.path[len(outer.root):]), frame)
+        return out
 
     # ---- groups ------------------------------------------------------------------------
 
     def group(self, group: ast.Group, value: Value, env: Env, scope: Scope) -> Value:
-        label = None
+        label, where = None, scope
         if group.label is not None:
             if not self.when_holds(group.label, env, value):
+                self.skip_names(group.label, group.head, env, value)
                 return value
             label = self.label_name(group.label, env, value)
+            where, label = self.place(scope, label, group.label.span)
         head = group.head
-        kind = self.name_text(head.name, env, value)
+        kind = self.name_text(head.name, env, value, pattern=True)
         if kind in joins():
-            return self.join(group, kind, value, env, scope, label)
-        if not self.when_holds(head, env, value):
+            out = self.join(group, kind, value, env, where, label)
+        elif not self.when_holds(head, env, value):
+            self.skip_names(None, head, env, value)
             return value
+        else:
+            out = self.scope_group(group, kind, value, env, where, label)
+            if label is None and kind not in ("branch", "seq"):
+                self.frame.bind_label(where.path + (kind,), kind, out)  # `body:` binds @body
+        if label is not None:
+            self.frame.bind_label(where.path + (label,), self.label_name(group.label, env, value), out)
+        self.bind_name(head.bind, out, env)
+        return out
+
+    def scope_group(self, group: ast.Group, kind: str, value: Value, env: Env, scope: Scope,
+                    label: str | None) -> Value:
+        head = group.head
         if head.has_call:
             raise SpecError(f"{kind!r} is a scope and takes no arguments", head.span,
                             expected="add(...), concat(...) or mul(...) for a join, or name: for a scope")
@@ -342,7 +517,9 @@ class Elaborator:
         else:
             if label is not None:
                 raise SpecError(f"a scope ({kind!r}) cannot also be labelled {label!r}", group.span)
-            name = check_label(kind, head.name.span)
+            for part in kind.split("."):
+                check_label(part, head.name.span)
+            scope, name = self.place(scope, kind, head.span)
         inner = self.named_scope(scope, name, head.span, "scope", None)
         return self.items(group.body, value, env.child(), inner)
 
@@ -413,7 +590,7 @@ class Elaborator:
             if isinstance(item, tuple):
                 item = item[1]
             if isinstance(item, ast.Let):
-                bind_target(item.target, Evaluator(env)(item.value), env)
+                bind_target(item.target, self.evaluator(env, None)(item.value), env)
             elif isinstance(item, ast.Line):
                 for chain in item.chains:
                     yield chain.span, (lambda v, c=chain: self.chain(c, v, env, scope))
@@ -443,14 +620,14 @@ class Elaborator:
         return None
 
     def pick_if(self, item: ast.If, value: Value | None, env: Env):
-        ev = Evaluator(env, value.shape if value else None)
+        ev = self.evaluator(env, value)
         for cond, body in item.branches:
             if truth(ev(cond), cond.span):
                 return body
         return item.orelse
 
     def loop_bindings(self, item, env: Env, value: Value | None):
-        ev = Evaluator(env, value.shape if value else None)
+        ev = self.evaluator(env, value)
         if isinstance(item, ast.Repeat):
             count = ev(item.count)
             if isinstance(count, float) and count.is_integer():
@@ -479,15 +656,20 @@ class Elaborator:
 
     def loop(self, item, value: Value, env: Env, scope: Scope) -> Value:
         inner = scope
+        label = None
         if item.label is not None:
             if not self.when_holds(item.label, env, value):
+                self.skip_names(item.label, None, env, value)
                 return value
             inner = self.structural(item.label, scope)
             if inner is None:
-                name = self.label_name(item.label, env, value)
-                inner = self.named_scope(scope, name, item.label.span, "scope", None)
+                label = self.label_name(item.label, env, value)
+                where, name = self.place(scope, label, item.label.span)
+                inner = self.named_scope(where, name, item.label.span, "scope", None)
         for child in self.loop_bindings(item, env, value):
             value = self.items(item.body, value, child, inner)
+        if label is not None:
+            self.frame.bind_label(inner.path, label, value)
         return value
 
     def aux_branch(self, item: ast.Aux, value: Value, env: Env, scope: Scope) -> Value:

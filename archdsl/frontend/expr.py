@@ -458,6 +458,10 @@ class Evaluator:
                             node.index.span, expected=f"an index in 0..{len(value) - 1}")
         return value[index]
 
+    def _TensorRef(self, node: ast.TensorRef):
+        raise SpecError("a tensor (@name) cannot be read here", node.span,
+                        expected="a value; tensors are read inside the network or a block")
+
     def _Slice(self, node: ast.Slice):
         raise SpecError("a slice is only allowed inside [ ]", node.span)
 

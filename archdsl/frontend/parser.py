@@ -91,12 +91,14 @@ class AstBuilder(Transformer):
     def start(self, meta, items):
         params, variants, imports, lets, functions, blocks = [], [], [], [], [], []
         arch_name = input_decl = network = network_span = None
+        inputs = []
         for item in items:
             kind, value = item
             if kind == "arch":
                 arch_name = value
             elif kind == "input":
-                input_decl = value
+                input_decl = input_decl or value
+                inputs.append(value)
             elif kind == "network":
                 network, network_span = value
             else:
@@ -104,7 +106,7 @@ class AstBuilder(Transformer):
                  "fn": functions, "block": blocks}[kind].append(value)
         return ast.Module(self._span(meta), arch_name, input_decl, tuple(params), tuple(variants),
                           tuple(imports), tuple(lets), tuple(functions), tuple(blocks), network,
-                          network_span)
+                          network_span, tuple(inputs))
 
     def arch_decl(self, args):
         return ("arch", str(args[0]))
@@ -112,6 +114,11 @@ class AstBuilder(Transformer):
     @v_args(meta=True)
     def input_decl(self, meta, dims):
         return ("input", ast.InputDecl(self._span(meta), tuple(dims)))
+
+    @v_args(meta=True)
+    def named_input(self, meta, args):
+        name, *dims = args
+        return ("input", ast.InputDecl(self._span(name), tuple(dims), str(name)))
 
     @v_args(meta=True)
     def param_decl(self, meta, args):
@@ -157,6 +164,9 @@ class AstBuilder(Transformer):
     def param(self, meta, args):
         return ast.Param(self._span(args[0]), str(args[0]), args[1])
 
+    def tensor_param(self, args):
+        return ast.Param(self._span(args[0]), str(args[0])[1:], None, tensor=True)
+
     # ---- items
     def suite(self, items):
         return tuple(items)
@@ -172,23 +182,48 @@ class AstBuilder(Transformer):
         label, *heads = args
         return ast.Chain(self._span(meta), label, tuple(heads))
 
+    @v_args(meta=True)
+    def sourced_chain(self, meta, args):
+        source, label, *heads = args
+        return ast.Chain(self._span(meta), label, tuple(h for h in heads if h is not None), source)
+
+    def tensor_source(self, args):
+        token, *indices = args
+        ref = self.tensor_ref([token])
+        for index in indices:
+            ref = ast.Index(ref.span, ref, index)
+        return ref
+
     def label(self, args):
         return args[0]
 
     @v_args(meta=True)
     def head(self, meta, args):
-        name, call, when = args
+        name, call, when, bind = args
         pos, kw = call if call is not None else ((), ())
-        return ast.Head(name.span, name, pos, kw, call is not None, when)
+        return ast.Head(name.span, name, pos, kw, call is not None, when, bind)
+
+    def tensor_ref(self, args):
+        token = args[0]
+        name = self._name_text(token, skip=1)
+        return ast.TensorRef(name.span, name)
+
+    @v_args(meta=True)
+    def output_stmt(self, meta, args):
+        key, value, when = args
+        return ast.Output(self._span(meta), key, value, when)
 
     def plain_name(self, args):
         return ast.NameText(self._span(args[0]), (str(args[0]),))
 
     def interp_name(self, args):
-        token = args[0]
+        return self._name_text(args[0])
+
+    def _name_text(self, token, skip: int = 0) -> ast.NameText:
+        """A name with ``{expr}`` pieces; ``skip`` leading characters (the ``@`` of a tensor) dropped."""
         span = self._span(token)
         parts = []
-        for piece in re.split(r"(\{[^{}]*\})", str(token)):
+        for piece in re.split(r"(\{[^{}]*\})", str(token)[skip:]):
             if not piece:
                 continue
             if piece.startswith("{"):

@@ -264,9 +264,12 @@ def resolve_params(module: ast.Module, library: Library, path: str, variant: str
         bind_target(let.target, Evaluator(env)(let.value), env)
     return env, values
 
-def declared_input(module: ast.Module, env: Env) -> tuple:
-    """The spec's ``input C x H x W`` evaluated in ``env``; raises :class:`SpecError`."""
-    decl = module.input
+def declared_input(module: ast.Module, env: Env, decl: ast.InputDecl | None = None) -> tuple:
+    """The spec's ``input C x H x W`` (or ``decl``, one of several) evaluated in ``env``.
+
+    Raises :class:`SpecError`.
+    """
+    decl = decl or module.input
     if decl is None:
         raise SpecError("the spec declares no input", module.span,
                         expected="a line like: input 3 x 224 x 224")

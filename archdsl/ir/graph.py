@@ -14,9 +14,14 @@ Node attributes (every node):
     order      creation index; ties in topological order are broken by it
     inplace    (optional, set by the ``inplace`` pass) may overwrite its first input
 
-Edges carry ``index``: the position of the source among the target's inputs.
+Edges carry ``index``: the position of the source among the target's inputs
+(and ``indices``, every position, when a target reads one source twice).
 Graph attributes: ``scopes`` maps a scope path to ``{"kind", "block", "span"}``
-(blocks and named groups, for diagrams and summaries).
+(blocks and named groups, for diagrams and summaries); ``outputs`` maps each
+output's key to its node, in declaration order.
+
+A network has one ``input`` node per declared input (node ``input`` when the
+spec declares one unnamed input, else the inputs' names) and one or more outputs.
 """
 
 from __future__ import annotations
@@ -43,14 +48,19 @@ class IRError(ArchError):
 
 def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:
     """The producers feeding ``node``, in argument order."""
-    preds = [(data["index"], src) for src, _, data in graph.in_edges(node, data=True)]
+    preds = [(i, src) for src, _, data in graph.in_edges(node, data=True) for i in edge_indices(data)]
     return [src for _, src in sorted(preds)]
+
+
+def edge_indices(data: dict) -> tuple:
+    """The argument positions an edge feeds: ``indices`` when one tensor is read twice (``x + x``)."""
+    return tuple(data.get("indices", (data["index"],)))
 
 
 def verify(graph: nx.DiGraph, after: str = "elaboration") -> None:
     """Check the IR invariants; raises :class:`IRError` naming the node and ``after`` (the stage).
 
-    Invariants: acyclic; one ``input`` node; every node has :data:`NODE_KEYS`;
+    Invariants: acyclic; at least one ``input`` node; every node has :data:`NODE_KEYS`;
     unique module paths; positive integer shapes; registered ops; edge indices
     ``0..n-1``; input shapes equal their producers' shapes; arity as registered.
     """
@@ -61,8 +71,11 @@ def verify(graph: nx.DiGraph, after: str = "elaboration") -> None:
     if not nx.is_directed_acyclic_graph(graph):
         fail("the graph has a cycle")
     inputs = [n for n, d in graph.nodes(data=True) if d.get("op") == "input"]
-    if len(inputs) != 1:
-        fail(f"expected one input node, found {len(inputs)}")
+    if not inputs:
+        fail("the graph has no input node")
+    for key, node in graph.graph.get("outputs", {}).items():
+        if node not in graph:
+            fail(f"output {key!r} names a missing node {node!r}")
     names = set()
     for node, data in graph.nodes(data=True):
         missing = [key for key in NODE_KEYS if key not in data]
@@ -81,7 +94,7 @@ def _verify_op(graph: nx.DiGraph, node, data: dict, fail) -> None:
     if data["op"] not in REGISTRY:
         fail(f"unknown op {data['op']!r}", node)
     srcs = inputs_of(graph, node)
-    indices = sorted(d["index"] for _, _, d in graph.in_edges(node, data=True))
+    indices = sorted(i for _, _, d in graph.in_edges(node, data=True) for i in edge_indices(d))
     if indices != list(range(len(srcs))):
         fail(f"edge indices {indices} are not 0..{len(srcs) - 1}", node)
     if [graph.nodes[s]["shape"] for s in srcs] != list(data["in_shapes"]):
@@ -95,8 +108,14 @@ def _verify_op(graph: nx.DiGraph, node, data: dict, fail) -> None:
 class Architecture:
     """An elaborated network: the IR graph plus what it was made from.
 
-    ``graph`` is the networkx IR; ``output`` and ``aux_outputs`` name the nodes
-    whose values the network returns (auxiliary ones only in training mode).
+    ``graph`` is the networkx IR. ``outputs`` maps each output's key to its
+    node, in declaration order; a network that declares none has the one
+    output ``{"output": node}`` and returns a tensor, one that declares some
+    (``returns_dict``) returns a dict in every mode. ``output`` is the first
+    (for a single-output network, the) output node. ``aux_outputs`` name the
+    auxiliary heads' nodes (training mode only). ``inputs`` maps each input
+    node (``input``, or the declared names) to its shape, in ``forward``'s
+    argument order; ``input_shape`` is the first's.
     """
 
     name: str
@@ -108,10 +127,24 @@ class Architecture:
     graph: nx.DiGraph
     output: str
     aux_outputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    returns_dict: bool = False
+    inputs: dict[str, tuple] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.outputs:
+            self.outputs = {"output": self.output}
+        if not self.inputs:
+            self.inputs = {"input": tuple(self.input_shape)}
 
     @property
     def output_shape(self) -> tuple:
         return tuple(self.graph.nodes[self.output]["shape"])
+
+    @property
+    def output_shapes(self) -> dict[str, tuple]:
+        """Each output's key and shape (batch excluded), in declaration order."""
+        return {key: tuple(self.graph.nodes[node]["shape"]) for key, node in self.outputs.items()}
 
     @functools.cached_property
     def execution_order(self) -> tuple:
@@ -163,5 +196,7 @@ class Architecture:
             "name": self.name, "family": self.family, "variant": self.variant,
             "source": self.source, "input_shape": list(self.input_shape),
             "output_shape": list(self.output_shape), "params": self.parameter_count(),
+            "inputs": {k: list(v) for k, v in self.inputs.items()},
+            "outputs": {k: list(v) for k, v in self.output_shapes.items()},
             "macs": self.macs(), "aux_outputs": sorted(self.aux_outputs),
         }

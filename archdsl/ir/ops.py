@@ -303,6 +303,132 @@ register(OpDef("concat", "Concatenate the branches along channels.",
                _concat_shape, Traits(C.JOIN, fresh_output=True), inputs=-1, label=lambda a: "concat"))
 
 
+# ---- resolution: dense prediction (upsampling, resizing, transposed conv, frozen norms) ----
+# MACs: torchvision's convention counts convolutions and linear layers only, so upsample and
+# resize count 0 (an interpolation's few multiply-adds per output element are not counted);
+# conv_transpose counts like a conv: each input pixel meets the whole kernel.
+
+def _interp_check(a):
+    if a["align_corners"] is not None and a["mode"] == "nearest":
+        raise ShapeProblem("align_corners applies only to mode=\"bilinear\"")
+
+
+def _upsample_shape(a, ins):
+    c, h, w = _spatial(ins[0], "upsample")
+    _interp_check(a)
+    return (c, h * a["scale"][0], w * a["scale"][1])
+
+
+def _mode_arg():
+    return Arg("mode", K.CHOICE, "interpolation: \"nearest\" or \"bilinear\"", "nearest",
+               ("nearest", "bilinear"))
+
+
+def _align_arg():
+    return Arg("align_corners", K.BOOLEAN, "bilinear only: align the corner pixels (none: torch's default)",
+               None)
+
+
+register(OpDef(
+    "upsample", "Enlarge a map by an integer factor (torch.nn.Upsample).",
+    (Arg("scale", K.PAIR, "integer factor, s or (sh, sw)"), _mode_arg(), _align_arg()),
+    _upsample_shape, Traits(C.RESHAPE),
+    label=lambda a: f"upsample ×{_pair_text(a['scale'])}" + (f" {a['mode']}" if a["mode"] != "nearest" else "")))
+
+
+def _resize_shape(a, ins):
+    c, h, w = _spatial(ins[0], "resize")
+    _interp_check(a)
+    if (a["size"] is None) == (a["like"] is None):
+        raise ShapeProblem("resize needs exactly one of size = (h, w) and like = @tensor")
+    if a["like"] is not None:
+        if len(a["like"]) != 3:
+            raise ShapeProblem("resize like = @tensor needs a CxHxW tensor")
+        return (c, *a["like"][1:])
+    return (c, *a["size"])
+
+
+register(OpDef(
+    "resize", "Resize a map to a fixed size, or to another tensor's height and width at run time "
+              "(torch.nn.functional.interpolate); adds no module.",
+    (Arg("size", K.SIZE, "output size, s or (h, w)", None),
+     Arg("like", K.TENSOR, "take the output height and width from this tensor", None),
+     _mode_arg(), _align_arg()),
+    _resize_shape, Traits(C.RESHAPE), inputs=-1,
+    label=lambda a: "resize" + (f" {a['mode']}" if a["mode"] != "nearest" else "")))
+
+
+def _conv_transpose_shape(a, ins):
+    c, h, w = _spatial(ins[0], "conv_transpose")
+    if c % a["groups"] or a["out"] % a["groups"]:
+        raise ShapeProblem(f"groups={a['groups']} must divide both the input channels ({c}) "
+                           f"and the output channels ({a['out']})")
+    if "same" in (a["padding"], a["output_padding"]):
+        raise ShapeProblem("conv_transpose takes integer padding, not \"same\"")
+    dims = []
+    for i, size in enumerate((h, w)):
+        k, s, p, op, d = (a[key][i] for key in ("kernel", "stride", "padding", "output_padding", "dilation"))
+        if op >= max(s, d):
+            raise ShapeProblem(f"output_padding {op} must be smaller than the stride or the dilation")
+        dims.append((size - 1) * s - 2 * p + d * (k - 1) + op + 1)
+    if min(dims) < 1:
+        raise ShapeProblem(f"padding {a['padding']} leaves no output")
+    return (a["out"], *dims)
+
+
+def _conv_transpose_macs(a, ins, out):
+    c, h, w = ins[0]
+    kh, kw = a["kernel"]
+    return c * (a["out"] // a["groups"]) * kh * kw * h * w
+
+
+register(OpDef(
+    "conv_transpose", "2-D transposed convolution (torch.nn.ConvTranspose2d); input channels are inferred.",
+    (Arg("out", K.POSITIVE_INT, "output channels"),
+     Arg("kernel", K.PAIR, "kernel size, k or (kh, kw)"),
+     Arg("stride", K.PAIR, "stride (the enlargement factor)", (1, 1)),
+     Arg("padding", K.PADDING, "padding removed from each side (not \"same\")", (0, 0)),
+     Arg("output_padding", K.PADDING, "extra rows/columns added on one side (not \"same\")", (0, 0)),
+     Arg("groups", K.POSITIVE_INT, "channel groups; must divide input and output channels", 1),
+     Arg("bias", K.BOOLEAN, "add a learnable bias", True),
+     Arg("dilation", K.PAIR, "spacing between kernel taps", (1, 1))),
+    _conv_transpose_shape, Traits(C.CONV, fresh_output=True),
+    params=lambda a, i, o: i[0][0] * (a["out"] // a["groups"]) * a["kernel"][0] * a["kernel"][1]
+    + (a["out"] if a["bias"] else 0),
+    macs=_conv_transpose_macs,
+    label=lambda a: f"conv_transpose {a['kernel'][0]}×{a['kernel'][1]}"
+    + (f"/{_pair_text(a['stride'])}" if a["stride"] != (1, 1) else "") + f", {a['out']}"))
+
+
+def _shuffle_pixels(kind):
+    def shape(a, ins):
+        c, h, w = _spatial(ins[0], kind)
+        r = a["factor"]
+        if kind == "pixel_shuffle":
+            if c % (r * r):
+                raise ShapeProblem(f"pixel_shuffle({r}) needs channels divisible by {r * r}, got {c}")
+            return (c // (r * r), h * r, w * r)
+        if h % r or w % r:
+            raise ShapeProblem(f"pixel_unshuffle({r}) needs height and width divisible by {r}, got {h}x{w}")
+        return (c * r * r, h // r, w // r)
+    return shape
+
+
+register(OpDef("pixel_shuffle", "Move channel blocks into space: C·r²×H×W → C×rH×rW (torch.nn.PixelShuffle).",
+               (Arg("factor", K.POSITIVE_INT, "upscale factor r"),), _shuffle_pixels("pixel_shuffle"),
+               Traits(C.RESHAPE), label=lambda a: f"pixel shuffle ×{a['factor']}"))
+register(OpDef("pixel_unshuffle", "Move space into channels: C×rH×rW → C·r²×H×W (torch.nn.PixelUnshuffle).",
+               (Arg("factor", K.POSITIVE_INT, "downscale factor r"),), _shuffle_pixels("pixel_unshuffle"),
+               Traits(C.RESHAPE), label=lambda a: f"pixel unshuffle ÷{a['factor']}"))
+
+register(OpDef(
+    "frozen_batchnorm", "Batch normalisation with fixed statistics and affine parameters, all buffers "
+                        "(torchvision.ops.FrozenBatchNorm2d): nothing trains.",
+    (Arg("eps", K.NUMBER, "added to the variance", 1e-5),),
+    lambda a, ins: _spatial(ins[0], "frozen_batchnorm"), Traits(C.NORM, fresh_output=True),
+    buffers=lambda a, i, o: 4 * i[0][0], label=lambda a: "frozen batchnorm"))
+
+
 def label_of(op: str, attrs: dict) -> str:
     """The short text a diagram shows for an op, e.g. ``conv 3×3/2, 64``."""
     return REGISTRY[op].label_text(attrs)

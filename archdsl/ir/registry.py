@@ -44,6 +44,7 @@ class ArgKind(str, enum.Enum):
     PADDING = "padding"
     NUMBER_LIST = "number_list"
     CHOICE = "choice"
+    TENSOR = "tensor"  # a tensor read by name (`like = @t`): an extra input; attrs hold its shape
 
     def text(self, choices: tuple = ()) -> str:
         """The kind in words, for messages and ``archdsl ops``."""
@@ -59,6 +60,7 @@ _KIND_TEXT = {
     ArgKind.SIZE: "a positive integer or a pair of them",
     ArgKind.PADDING: "a non-negative integer, a pair of them, or \"same\"",
     ArgKind.NUMBER_LIST: "a list of numbers",
+    ArgKind.TENSOR: "a tensor (@name)",
 }
 
 REQUIRED = object()
@@ -141,6 +143,8 @@ def _check_kind(arg: Arg, value):
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             raise _bad(arg, value, describe(value))
         return tuple(float(v) for v in value)
+    if kind is ArgKind.TENSOR:  # tensors are taken out before binding; anything else is wrong
+        raise _bad(arg, value, describe(value))
     if value not in arg.choices:  # ArgKind.CHOICE
         raise _bad(arg, value)
     return value

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..graph import Architecture, inputs_of
+from ..graph import Architecture, edge_indices, inputs_of
 from ..registry import REGISTRY
 
 
 def _overwritable(arch: Architecture, src: str) -> bool:
     graph = arch.graph
     op = graph.nodes[src]["op"]
-    return (op in REGISTRY and REGISTRY[op].traits.fresh_output and graph.out_degree(src) == 1
-            and src != arch.output and src not in arch.aux_outputs.values())
+    reads = sum(len(edge_indices(d)) for _, _, d in graph.out_edges(src, data=True))
+    return (op in REGISTRY and REGISTRY[op].traits.fresh_output and reads == 1
+            and src not in arch.outputs.values() and src not in arch.aux_outputs.values())
 
 
 def mark_inplace(arch: Architecture) -> Architecture:
