@@ -198,8 +198,7 @@ def load_weights(module: nn.Module, source, *, strict: bool = False, cast: bool 
     if renamed is None:
         how = "by name" if strict else "by name or by order and shape"
         raise WeightsError(f"the weights do not fit this network ({how}): {len(state)} tensors "
-                           f"given, {sum(1 for k in own if k in state or not k.endswith(OPTIONAL_SUFFIX))} "
-                           f"expected; {fit}")
+                           f"given, {len(own)} expected; {fit}")
     warnings.warn(f"matched {len(renamed)} of {len(state)} tensors by position (order and shape), "
                   f"not by name: {fit}", WeightsWarning, stacklevel=2)
     return _load(module, renamed, own, cast)

@@ -433,7 +433,8 @@ class Elaborator:
         for d in shape:
             numel *= d
         if numel > INT64_MAX:
-            raise ShapeError(f"{op} would produce a {shape_text(shape)} tensor, more elements than "
+            dims = [str(d) if d < 10**12 else f"{str(d)[0]}.{str(d)[1]}e+{len(str(d)) - 1}" for d in shape]
+            raise ShapeError(f"{op} would produce a {'x'.join(dims)} tensor, more elements than "
                              "a tensor can hold (2^63 - 1)", span)
 
     def unique(self, path: str) -> str:

@@ -377,7 +377,9 @@ class Evaluator:
         except ZeroDivisionError:
             raise SpecError("division by zero", node.span,
                             notes=(f"the right-hand side of {op!r} evaluated to 0",)) from None
-        except (TypeError, ValueError, OverflowError) as err:
+        except OverflowError:
+            raise SpecError(f"the result of {op!r} is too large for a number", node.span) from None
+        except (TypeError, ValueError) as err:
             detail = str(err) or f"cannot apply {op!r} to {describe(left)} and {describe(right)}"
             raise SpecError(detail, node.span) from None
 
