@@ -476,7 +476,9 @@ class Elaborator:
         finally:
             self.block_stack.pop()
             self.frame = outer
-        outer.export(".".join(inner.path[len(outer.root):]), frame)
+        relative = ".".join(inner.path[len(outer.root):])
+        outer.export(relative, frame)
+        outer.bind(relative, out)  # an unlabelled call too: @backbone.4
         return out
 
     # ---- groups ------------------------------------------------------------------------

@@ -187,6 +187,12 @@ class AstBuilder(Transformer):
         source, label, *heads = args
         return ast.Chain(self._span(meta), label, tuple(h for h in heads if h is not None), source)
 
+    @v_args(meta=True)
+    def bound_source(self, meta, args):
+        source, name = args  # `@t as name`: an identity with a binding
+        head = ast.Head(name.span, ast.NameText(name.span, ("identity",)), (), (), False, None, name)
+        return ast.Chain(self._span(meta), None, (head,), source)
+
     def tensor_source(self, args):
         token, *indices = args
         ref = self.tensor_ref([token])
