@@ -99,7 +99,8 @@ def loads(text: str, variant: str | None = None, path: str = "<string>", *,
 
 
 def build(spec, variant: str | None = None, weights=None, *, strict: bool = False,
-          max_params: int | None = None, **params):
+          max_params: int | None = None, optimize: str | None = None, compile: bool = False,
+          **params):
     """Compile ``spec`` to a ``torch.nn.Module`` (a ``torch.fx.GraphModule``).
 
     ``spec`` is a path, a bundled name or an :class:`Architecture`. A network
@@ -111,13 +112,29 @@ def build(spec, variant: str | None = None, weights=None, *, strict: bool = Fals
     otherwise a checkpoint whose names differ is matched by order and shape,
     with a warning saying how many tensors were). Raises
     :class:`~archdsl.WeightsError` when the weights do not fit.
+
+    ``optimize="inference"`` returns an eval-only module built from the IR
+    after the inference passes (BatchNorm folded into convs, dropout and
+    auxiliary heads removed, conv + bias + activation fused, channels_last,
+    weights pre-packed for the CPU), its tensors derived from ``weights`` (or
+    from a random initialisation). ``compile=True`` wraps the result in
+    ``torch.compile`` (with ``optimize="inference"``: inductor with freezing,
+    on the already-optimised graph).
     """
+    if optimize not in (None, "inference"):
+        raise ValueError(f"optimize must be None or 'inference', got {optimize!r}")
     arch = spec if isinstance(spec, Architecture) else load(spec, variant, **params)
     check_allocatable(arch, max_params)
+    if optimize == "inference":
+        from .backends.inference import build_inference, reference_state
+        return build_inference(arch, reference_state(arch, weights), compile=compile)
     module = arch.to_torch()
     if weights is not None:
         from .backends.weights import load_weights
         load_weights(module, weights, strict=strict)
+    if compile:
+        import torch
+        return torch.compile(module)
     return module
 
 

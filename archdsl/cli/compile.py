@@ -18,6 +18,9 @@ def register(subparsers) -> None:
     p.add_argument("--emit", choices=["ast", "ir", "passes", "code"],
                    help="print a pipeline stage instead: the AST, the IR graph (after the passes), "
                         "each IR pass and what it changed, or the generated forward()")
+    p.add_argument("--optimize", choices=["inference"],
+                   help="also run the inference passes (fold BatchNorm, drop dropout and aux heads, "
+                        "fuse conv + activation, channels_last) and build the eval-only module")
     p.set_defaults(func=run)
 
 
@@ -30,21 +33,31 @@ def run(args) -> int:
     if args.emit == "passes":
         return _emit_passes(args)
     arch = load_from_args(args)
+    if args.optimize:
+        from ..ir.passes import INFERENCE_PIPELINE, run_pipeline
+        arch = run_pipeline(arch, INFERENCE_PIPELINE)
     if args.emit == "ir":
         for node, data in arch.ops():
             ins = ", ".join(shape_text(s) for s in data["in_shapes"])
             attrs = ", ".join(f"{k}={v}" for k, v in data["attrs"].items())
             mark = "  [in place]" if data.get("inplace") else ""
+            mark += f"  [+{data['activation']}]" if data.get("activation") else ""
             print(f"{data['name']:<40} {data['op']}({attrs})  {ins} -> {shape_text(data['shape'])}{mark}")
         return 0
     from ..api import check_allocatable
     check_allocatable(arch, args.max_params)
-    module = arch.to_torch()
+    if args.optimize:
+        from ..backends.inference import compile_inference, reference_state
+        module = compile_inference(arch, reference_state(load_from_args(args)))
+    else:
+        module = arch.to_torch()
     if args.emit == "code":
         print(module.code)
         return 0
     report = arch.report()
-    report["params"] = sum(p.numel() for p in module.parameters())
+    report["params"] = sum(t.numel() for t in module.state_dict().values()
+                           if t.is_floating_point()) if args.optimize else \
+        sum(p.numel() for p in module.parameters())
     if args.json:
         print_json(report)
     else:
@@ -78,7 +91,11 @@ def _emit_passes(args) -> int:
             print(f"    {line}")
 
     module, path, implied = parse_spec(args.spec)
-    elaborate_spec(module, path, args.variant or implied, parse_overrides(args.overrides), on_pass=show)
+    arch = elaborate_spec(module, path, args.variant or implied, parse_overrides(args.overrides), on_pass=show)
+    if args.optimize:
+        from ..ir.passes import INFERENCE_PIPELINE, run_pipeline
+        print("inference pipeline:")
+        run_pipeline(arch, INFERENCE_PIPELINE, on_pass=show)
     return 0
 
 

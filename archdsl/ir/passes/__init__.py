@@ -2,6 +2,8 @@
 
 Elaboration builds the IR; anything that rewrites or annotates it afterwards
 is a :class:`Pass` here. :data:`PIPELINE` is what :func:`archdsl.load` runs;
+:data:`INFERENCE_PIPELINE` (eval-only rewrites: folding, fusion, layout) is
+what ``archdsl.build(..., optimize="inference")`` runs on top of it.
 ``archdsl compile --emit passes`` prints each pass and what it changed.
 """
 
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..graph import Architecture, verify
+from .fold import fold_batchnorm, fold_input_affine
+from .inference import choose_layout, eval_mode, fuse_activation, mark_prepack, simplify
 from .inplace import mark_inplace
 
 
@@ -25,6 +29,18 @@ class Pass:
 
 PIPELINE: tuple[Pass, ...] = (
     Pass("inplace", "mark activations and residual adds that may overwrite their input", mark_inplace),
+)
+
+INFERENCE_PIPELINE: tuple[Pass, ...] = (
+    Pass("eval_mode", "drop dropout, stochastic depth and auxiliary heads (training only)", eval_mode),
+    Pass("simplify", "remove ops that are identities at their known shapes", simplify),
+    Pass("fold_input_affine", "fold a fixed input affine into the padding-free conv reading it",
+         fold_input_affine),
+    Pass("fold_batchnorm", "fold BatchNorm into the conv or linear before it", fold_batchnorm),
+    Pass("fuse_activation", "compute an activation inside the conv before it", fuse_activation),
+    Pass("inplace", "mark activations and residual adds that may overwrite their input", mark_inplace),
+    Pass("layout", "choose the memory layout (channels_last where convs do the work)", choose_layout),
+    Pass("prepack", "mark conv weights to reorder once for the CPU kernels", mark_prepack),
 )
 
 
@@ -46,8 +62,14 @@ def run_pipeline(arch: Architecture, passes: tuple[Pass, ...] = PIPELINE,
 
 
 def changes(before: Architecture, after: Architecture) -> list[str]:
-    """Human-readable lines naming each node whose annotations a pass changed."""
-    lines = []
+    """Human-readable lines naming each node a pass changed or removed, and changed graph facts."""
+    lines = [f"{data['name']} ({data['op']}): removed" for node, data in before.graph.nodes(data=True)
+             if node not in after.graph]
+    for key, value in after.graph.graph.items():
+        if key != "derivations" and before.graph.graph.get(key) != value and key != "scopes":
+            lines.append(f"graph: {key}={value!r}")
+    added = after.graph.graph.get("derivations", [])[len(before.graph.graph.get("derivations", [])):]
+    lines += [f"{step['key']}: derived by {step['rule']}" for step in added]
     for node, data in after.graph.nodes(data=True):
         old = before.graph.nodes[node] if node in before.graph else {}
         diff = {k: v for k, v in data.items() if old.get(k, None) != v}
