@@ -217,7 +217,17 @@ class Let:
     value: Any
 
 
-Item = Union[Line, Group, Repeat, For, If, Aux, Let]
+@dataclass(frozen=True)
+class InitRule:
+    """``init conv.weight = kaiming_normal(mode = "fan_out")``: how the op's tensors of that role
+    start, for the rest of the enclosing block or network (blocks it calls included)."""
+    span: Span
+    op: str
+    role: str
+    value: Any
+
+
+Item = Union[Line, Group, Repeat, For, If, Aux, Let, InitRule]
 
 
 # ---- top level ------------------------------------------------------------------
