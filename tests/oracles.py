@@ -46,3 +46,33 @@ SMALL_INPUT = {"inception_v3": (75, {"aux_logits": False})}
 
 # Names whose spec input side is a `resolution` parameter (the rest are fixed at 224).
 FIXED_INPUT = {"alexnet", "googlenet"} | {n for n in ORACLES if n.startswith(("vgg", "res", "wide"))}
+
+
+def _regnet(name):
+    """torchvision's RegNet; its block widths are computed with tensors, which must not be on "meta"."""
+    def make(**options):
+        import torch
+        import torchvision
+        from unittest import mock
+        from torchvision.models import regnet
+        original = regnet.BlockParams.from_init_params.__func__
+
+        def widths_on_cpu(cls, *args, **kwargs):
+            with torch.device("cpu"):
+                return original(cls, *args, **kwargs)
+
+        with mock.patch.object(regnet.BlockParams, "from_init_params", classmethod(widths_on_cpu)):
+            return torchvision.models.get_model(name, **options)
+    return make
+
+
+REGNETS = [f"regnet_{kind}_{size}" for kind, sizes in (
+    ("y", ["400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf"]),
+    ("x", ["400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf"])) for size in sizes]
+for _name in REGNETS:
+    ORACLES[_name] = (_regnet(_name), 64)
+for _name in ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large"):
+    ORACLES[_name] = (_tv(_name), 32)  # the smallest input: four stride-2+ stages leave 1x1
+for _name in ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"):
+    ORACLES[_name] = (_tv(_name), 224)  # ViT's position embedding fixes the input size
+FIXED_INPUT |= {n for n in ORACLES if n.startswith("vit")}

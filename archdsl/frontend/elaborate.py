@@ -22,7 +22,7 @@ from ..errors import ShapeError, SpecError, Span, describe, is_int, shape_text, 
 from .expr import Env, Evaluator, InitMaker, bind_arguments, bind_target, truth
 from ..ir.graph import Architecture, verify
 from ..ir.init import Init
-from ..ir.ops import REGISTRY, ArgProblem, ShapeProblem, joins
+from ..ir.ops import REGISTRY, ArgProblem, Category, ShapeProblem, joins
 from .resolve import Library, declared_input, load_library, resolve_params
 
 MAX_BLOCK_DEPTH = 100
@@ -136,9 +136,12 @@ class Elaborator:
                                 part.span)
             parts.append(str(text))
         text = "".join(parts)
-        if not text.replace("_", "a").isalnum() or text[0].isdigit():
+        # '-' inside a name, for torchvision's keys such as trunk_output.block1.block1-0
+        if not text.replace("_", "a").replace("-", "a").isalnum() or text[0].isdigit() \
+                or text[0] == "-" or text[-1] == "-":
             raise SpecError(f"{text!r} is not a valid name", name.span,
-                            expected="letters, digits and underscores, not starting with a digit")
+                            expected="letters, digits, underscores and inner hyphens, "
+                                     "not starting with a digit")
         return text
 
     def label_name(self, label: ast.Head, env: Env, value: Value) -> str:
@@ -206,6 +209,7 @@ class Elaborator:
     def call_op(self, op: str, head: ast.Head, args, kwargs, value: Value, scope: Scope,
                 label: str | None, name_span: Span) -> Value:
         declared = {role: kwargs.pop(key) for role, key in INIT_KEYWORDS.items() if key in kwargs}
+        inplace = self.inplace_keyword(op, head, kwargs)
         attrs = self.bind_args(op, head, args, kwargs)
         if not REGISTRY[op].traits.emits_node:
             return value
@@ -215,7 +219,19 @@ class Elaborator:
                             name_span=name_span)
         if inits:
             self.graph.nodes[out.node]["init"] = inits
+        if inplace is False:  # the inplace pass leaves it out of place
+            self.graph.nodes[out.node]["inplace"] = False
         return out
+
+    def inplace_keyword(self, op: str, head: ast.Head, kwargs: dict):
+        """``inplace = false`` on an activation: never overwrite the input (None when not written)."""
+        if "inplace" not in kwargs or REGISTRY[op].category is not Category.ACTIVATION:
+            return None
+        value = kwargs.pop("inplace")
+        if not isinstance(value, bool):
+            span = next(kw.value.span for kw in head.kwargs if kw.name == "inplace")
+            raise SpecError(f"inplace must be true or false, got {describe(value)}", span)
+        return value
 
     # ---- initialisation --------------------------------------------------------------
 
