@@ -47,12 +47,21 @@ def liven(model: torch.nn.Module, side: int = 64, seed: int = 0) -> torch.nn.Mod
     """Give an oracle's weights a state in which its outputs depend visibly on the input.
 
     Fresh reference inits (e.g. GoogLeNet's std-0.01 truncated normal, or
-    EfficientNet's SE gates) can make a network's eval-mode output almost
-    constant, which would let a wrong graph pass an output comparison.
+    EfficientNet's SE gates, ViT's zero head) can make a network's eval-mode
+    output almost constant, which would let a wrong graph pass an output
+    comparison. LayerNorm/GroupNorm get random affine parameters; all-zero
+    tensors (heads, class tokens, biases) small random values.
     BatchNorm layers get random affine parameters and running statistics
     measured on a random batch, so every layer passes on a unit-scale signal.
     """
     g = torch.Generator().manual_seed(seed)
+    for module in model.modules():  # LayerNorm/GroupNorm affine; zero-initialised heads and tokens
+        if isinstance(module, (torch.nn.LayerNorm, torch.nn.GroupNorm)) and module.weight is not None:
+            module.weight.copy_(torch.rand(module.weight.shape, generator=g) + 0.5)
+            module.bias.copy_(torch.randn(module.bias.shape, generator=g) * 0.1)
+    for param in model.parameters():
+        if param.numel() > 1 and not param.any():
+            param.copy_(torch.randn(param.shape, generator=g) * 0.02)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [norm.momentum for norm in norms]
     for norm in norms:

@@ -47,9 +47,41 @@ SMALL_INPUT = {"inception_v3": (75, {"aux_logits": False})}
 # Names whose spec input side is a `resolution` parameter (the rest are fixed at 224).
 FIXED_INPUT = {"alexnet", "googlenet"} | {n for n in ORACLES if n.startswith(("vgg", "res", "wide"))}
 
+def _regnet(name):
+    """torchvision's RegNet; its block widths are computed with tensors, which must not be on "meta"."""
+    def make(**options):
+        import torch
+        import torchvision
+        from unittest import mock
+        from torchvision.models import regnet
+        original = regnet.BlockParams.from_init_params.__func__
+
+        def widths_on_cpu(cls, *args, **kwargs):
+            with torch.device("cpu"):
+                return original(cls, *args, **kwargs)
+
+        with mock.patch.object(regnet.BlockParams, "from_init_params", classmethod(widths_on_cpu)):
+            return torchvision.models.get_model(name, **options)
+    return make
+
+
+REGNETS = [f"regnet_{kind}_{size}" for kind, sizes in (
+    ("y", ["400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf"]),
+    ("x", ["400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf"])) for size in sizes]
+for _name in REGNETS:
+    ORACLES[_name] = (_regnet(_name), 64)
+for _name in ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large"):
+    ORACLES[_name] = (_tv(_name), 32)  # the smallest input: four stride-2+ stages leave 1x1
+for _name in ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"):
+    ORACLES[_name] = (_tv(_name), 224)  # ViT's position embedding fixes the input size
+FIXED_INPUT |= {n for n in ORACLES if n.startswith("vit")}
+
+
 # The size tier: networks of more than 60 M parameters run their output comparison only on CI
 # (CI=true) or with `-m slow`; their parameter counts are always checked.
 # tests/test_zoo.py::test_slow_tier_is_the_largest_networks keeps this list honest.
 SLOW_PARAMS = 60_000_000
 SLOW = {"alexnet", "wide_resnet50_2", "wide_resnet101_2", "resnet152", "resnext101_32x8d",
-        "resnext101_64x4d", "efficientnet_b7", "efficientnet_v2_l"} | {n for n in ORACLES if n.startswith("vgg")}
+        "resnext101_64x4d", "efficientnet_b7", "efficientnet_v2_l", "convnext_base", "convnext_large",
+        "regnet_x_32gf", "regnet_y_16gf", "regnet_y_32gf", "regnet_y_128gf"} | {
+    n for n in ORACLES if n.startswith("vgg")} | {f"vit_{v}" for v in ("b_16", "b_32", "l_16", "l_32", "h_14")}

@@ -3,7 +3,6 @@ cleanly, at its place in the text, quickly and within memory."""
 
 from __future__ import annotations
 
-import importlib.util
 import keyword
 import os
 import pickle
@@ -219,7 +218,7 @@ def test_reserved_names_cover_the_live_torch_classes():
 
 def test_ordinary_labels_compile_and_run():
     spec = HEADER + "network:\n" + "".join(f"    {n}: conv(3, 1)\n" for n in
-                                           ("torch", "x", "print", "match", "fx", "output", "layer"))
+                                           ("torch", "x", "print", "match", "fx", "outputs", "layer"))
     model = archdsl.build(archdsl.loads(spec)).eval()
     assert model(torch.randn(1, 3, 8, 8)).shape == (1, 3, 8, 8)
     assert {"torch", "print", "match"} <= dict(model.named_children()).keys()

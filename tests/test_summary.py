@@ -17,6 +17,7 @@ from archdsl.api import load_with_input
 from archdsl.backends.table import summarize
 from archdsl.cli._shared import parse_input
 from conftest import ROOT
+from oracles import ORACLES
 
 
 def _torchvision_weights(name):
@@ -40,9 +41,11 @@ def test_totals_equal_torchvision_ops_and_parameters(name):
     assert arch.input_shape == (3, crop, crop)
     totals = summarize(arch).totals
     assert round(totals["macs"] / 1e9, 3) == weights.meta["_ops"]
+    options = {"image_size": crop} if name.startswith("vit") else {}  # ViT's position embedding
+    make = ORACLES[name][0] if name in ORACLES else lambda **o: torchvision.models.get_model(name, **o)
     with warnings.catch_warnings(), torch.device("meta"):
         warnings.simplefilter("ignore", FutureWarning)  # googlenet / inception_v3 init notice
-        live = torchvision.models.get_model(name)
+        live = make(**options)
     assert totals["params"] == sum(p.numel() for p in live.parameters())
 
 

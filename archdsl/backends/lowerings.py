@@ -16,8 +16,8 @@ from typing import Callable
 
 import torch
 import torch.fx as fx
+import torch.nn.functional as F
 from torch import nn
-from torch.nn import functional as F
 
 
 class StochasticDepth(nn.Module):
@@ -97,6 +97,7 @@ class FrozenBatchNorm2d(nn.Module):
 
 ModuleFactory = Callable[[dict, tuple, bool], nn.Module]
 GraphEmitter = Callable[[fx.Graph, list, dict, bool], fx.Node]
+ParameterFactory = Callable[[dict, tuple], nn.Parameter]
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,14 @@ class Lowering:
     ``module(attrs, in_shape, inplace)`` returns the op's ``nn.Module``;
     ``function(graph, args, attrs, inplace)`` adds calls to an fx graph and
     returns the result node. Exactly one is set. ``inplace`` is the IR node's
-    ``inplace`` annotation (set by the ``inplace`` pass).
+    ``inplace`` annotation (set by the ``inplace`` pass). ``parameter(attrs,
+    in_shape)``, with ``function``, makes a bare tensor that is registered at
+    the op's own path and passed to ``function`` as its last argument.
     """
 
     module: ModuleFactory | None = None
     function: GraphEmitter | None = None
+    parameter: ParameterFactory | None = None
 
 
 def _activation(cls, inplace_form: bool) -> Lowering:
@@ -182,6 +186,95 @@ DENSE_LOWERINGS: dict[str, Lowering] = {
     "pixel_unshuffle": Lowering(module=lambda a, s, i: nn.PixelUnshuffle(a["factor"])),
     "frozen_batchnorm": Lowering(module=lambda a, s, i: FrozenBatchNorm2d(s[0], a["eps"])),
 }
+# ---- normalisations and activations with arguments (archdsl.ir.ops_norm) --------------
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an NCHW map at each position (ConvNeXt's LayerNorm2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+def _layernorm(a, shape, inplace):
+    if len(shape) == 3 and a["over"] == "channels":
+        return LayerNorm2d(shape[0], eps=a["eps"], elementwise_affine=a["affine"])
+    return nn.LayerNorm(shape[-1], eps=a["eps"], elementwise_affine=a["affine"])
+
+
+def _inplace_capable(factory) -> Lowering:
+    return Lowering(module=lambda a, shape, inplace: factory(a, shape, inplace))
+
+
+def _norm_activation_lowerings() -> dict:
+    return {
+        "layernorm": Lowering(module=_layernorm),
+        "groupnorm": Lowering(module=lambda a, s, i: nn.GroupNorm(a["groups"], s[0], a["eps"], a["affine"])),
+        "instancenorm": Lowering(module=lambda a, s, i: nn.InstanceNorm2d(
+            s[0], a["eps"], a["momentum"], a["affine"], a["track_running_stats"])),
+        "leaky_relu": _inplace_capable(lambda a, s, i: nn.LeakyReLU(a["slope"], inplace=i)),
+        "prelu": Lowering(module=lambda a, s, i: nn.PReLU(s[0] if a["channelwise"] else 1)),
+        "elu": _inplace_capable(lambda a, s, i: nn.ELU(a["alpha"], inplace=i)),
+        "selu": _inplace_capable(lambda a, s, i: nn.SELU(inplace=i)),
+        "celu": _inplace_capable(lambda a, s, i: nn.CELU(a["alpha"], inplace=i)),
+        "mish": _inplace_capable(lambda a, s, i: nn.Mish(inplace=i)),
+        "softplus": Lowering(module=lambda a, s, i: nn.Softplus(a["beta"], a["threshold"])),
+        "gelu": Lowering(module=lambda a, s, i: nn.GELU(approximate=a["approximate"])),
+        "hardtanh": _inplace_capable(lambda a, s, i: nn.Hardtanh(a["min"], a["max"], inplace=i)),
+    }
+
+
+# ---- sequences, permute, standalone tensors (archdsl.ir.ops_sequence) ------------------
+
+class SelfAttention(nn.MultiheadAttention):
+    """``nn.MultiheadAttention`` (batch first) called on one sequence as query, key and value.
+
+    A subclass, so its state dict is torch's (``in_proj_weight``, ``out_proj.weight``…).
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float, bias: bool):
+        super().__init__(dim, heads, dropout=dropout, bias=bias, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102 - (N, T, D) → (N, T, D)
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
+def _tokens(g, args, a, inplace):
+    # (N, C, H, W) → (N, H·W, C), as torchvision's ViT: reshape, then permute
+    flat = g.call_method("flatten", (args[0], 2))
+    return g.call_method("permute", (flat, 0, 2, 1))
+
+
+def _class_token(g, args, a, inplace):
+    x, token = args
+    n = g.call_method("size", (x, 0))
+    batch = g.call_method("expand", (token, n, -1, -1))
+    return g.call_function(torch.cat, ([batch, x],), {"dim": 1})
+
+
+def _sequence_lowerings() -> dict:
+    return {
+        "permute": Lowering(function=lambda g, args, a, i: g.call_method(
+            "permute", (args[0], 0, *(d + 1 for d in a["dims"])))),
+        "tokens": Lowering(function=_tokens),
+        "class_token": Lowering(function=_class_token,
+                                parameter=lambda a, s: nn.Parameter(torch.zeros(1, 1, s[1]))),
+        "position_embedding": Lowering(
+            function=lambda g, args, a, i: g.call_function(operator.add, tuple(args)),
+            parameter=lambda a, s: nn.Parameter(torch.empty(1, *s).normal_(std=0.02))),
+        "multihead_attention": Lowering(module=lambda a, s, i: SelfAttention(s[1], a["heads"], a["dropout"],
+                                                                             a["bias"])),
+        "select_token": Lowering(function=lambda g, args, a, i: g.call_function(
+            operator.getitem, (args[0], (slice(None), a["index"])))),
+        "parameter": Lowering(function=lambda g, args, a, i: args[-1],
+                              parameter=lambda a, s: nn.Parameter(torch.zeros(a["shape"]))),
+    }
+
+
+NORM_ACTIVATION_LOWERINGS = _norm_activation_lowerings()
+SEQUENCE_LOWERINGS = _sequence_lowerings()
+
 
 LOWERINGS: dict[str, Lowering] = {
     "conv": Lowering(module=_conv),
@@ -191,11 +284,12 @@ LOWERINGS: dict[str, Lowering] = {
     "relu": _activation(nn.ReLU, True),
     "relu6": _activation(nn.ReLU6, True),
     "silu": _activation(nn.SiLU, True),
-    "gelu": _activation(nn.GELU, False),
     "sigmoid": _activation(nn.Sigmoid, False),
     "hardsigmoid": _activation(nn.Hardsigmoid, True),
     "hardswish": _activation(nn.Hardswish, True),
     "tanh": _activation(nn.Tanh, False),
+    **NORM_ACTIVATION_LOWERINGS,
+    **SEQUENCE_LOWERINGS,
     "maxpool": Lowering(module=lambda a, s, i: nn.MaxPool2d(
         a["kernel"], a["stride"] or a["kernel"], a["padding"], ceil_mode=a["ceil_mode"])),
     "avgpool": Lowering(module=lambda a, s, i: nn.AvgPool2d(
@@ -204,7 +298,7 @@ LOWERINGS: dict[str, Lowering] = {
     "adaptive_avgpool": Lowering(module=lambda a, s, i: nn.AdaptiveAvgPool2d(a["size"])),
     "adaptive_maxpool": Lowering(module=lambda a, s, i: nn.AdaptiveMaxPool2d(a["size"])),
     "flatten": Lowering(function=lambda g, args, a, i: g.call_function(torch.flatten, (args[0], 1))),
-    "linear": Lowering(module=lambda a, s, i: nn.Linear(s[0], a["out"], bias=a["bias"])),
+    "linear": Lowering(module=lambda a, s, i: nn.Linear(s[-1], a["out"], bias=a["bias"])),
     "dropout": Lowering(module=lambda a, s, i: nn.Dropout(a["p"], inplace=False)),
     "stochastic_depth": Lowering(module=lambda a, s, i: StochasticDepth(a["p"], a["mode"])),
     "channel_shuffle": Lowering(module=lambda a, s, i: ChannelShuffle(a["groups"])),

@@ -17,6 +17,7 @@ import torch.fx as fx
 from torch import nn
 
 from ..ir.graph import Architecture, inputs_of
+from .init import apply_init
 from .lowerings import LOWERINGS, ChannelAffine, ChannelShuffle, StochasticDepth  # noqa: F401 (re-exported)
 
 
@@ -66,6 +67,15 @@ def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
     root.add_module(leaf, module)
 
 
+def _set_parameter(root: nn.Module, path: str, tensor: nn.Parameter) -> None:
+    *parents, leaf = path.split(".")
+    for part in parents:
+        if not hasattr(root, part):
+            root.add_module(part, nn.Module())
+        root = getattr(root, part)
+    root.register_parameter(leaf, tensor)
+
+
 class _Emitter:
     """Adds IR nodes to one fx graph (the network's, or an auxiliary head's)."""
 
@@ -81,6 +91,9 @@ class _Emitter:
         name = data["name"]
         if self.prefix and name.startswith(self.prefix):
             name = name[len(self.prefix):]
+        if lowering.parameter is not None:  # a bare tensor at the op's own path (class_token)
+            _set_parameter(self.owner, name, lowering.parameter(data["attrs"], data["in_shapes"][0]))
+            args = [*args, self.graph.get_attr(name)]
         if lowering.module is not None:
             _set_submodule(self.owner, name, lowering.module(data["attrs"], data["in_shapes"][0], inplace))
             self.values[node] = self.graph.call_module(name, tuple(args))
@@ -125,7 +138,7 @@ def compile_module(arch: Architecture) -> fx.GraphModule:
         out = main.graph.call_function(network_outputs, (out, aux_results))
     main.graph.output(out)
     main.graph.lint()
-    return fx.GraphModule(main.owner, main.graph, class_name=_class_name(arch.name))
+    return apply_init(fx.GraphModule(main.owner, main.graph, class_name=_class_name(arch.name)), arch)
 
 
 class AuxHead(nn.Module):

@@ -239,7 +239,17 @@ class Output:
     when: Any | None
 
 
-Item = Union[Line, Group, Repeat, For, If, Aux, Let, Output]
+@dataclass(frozen=True)
+class InitRule:
+    """``init conv.weight = kaiming_normal(mode = "fan_out")``: how the op's tensors of that role
+    start, for the rest of the enclosing block or network (blocks it calls included)."""
+    span: Span
+    op: str
+    role: str
+    value: Any
+
+
+Item = Union[Line, Group, Repeat, For, If, Aux, Let, Output, InitRule]
 
 
 # ---- top level ------------------------------------------------------------------

@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 from . import ast, limits
 from ..errors import SpecError, Span, describe, is_int, shape_text, suggest
+from ..ir.init import CONSTANT_NAMES, INITIALIZERS, Init, make_init, signature
+from ..ir.registry import ArgProblem
 
 
 class Budget:
@@ -139,6 +141,10 @@ class ShapeView:
     def attribute(self, name: str):
         if name == "shape":
             return self.shape
+        if len(self.shape) == 2:  # a sequence: tokens x dim
+            if name in ("tokens", "dim", "features"):
+                return self.shape[0] if name == "tokens" else self.shape[1]
+            raise KeyError(name)
         if name in ("channels", "features"):
             return self.shape[0]
         if len(self.shape) == 3 and name in ("height", "width"):
@@ -171,6 +177,29 @@ class Builtin:
     def __str__(self):
         return f"builtin {self.name}"
 
+
+@dataclass(frozen=True)
+class InitMaker:
+    """An initialiser name such as ``kaiming_normal``: called with its arguments, it gives an Init."""
+
+    kind: str
+    kind_text = "an initialiser"
+
+    def __str__(self):
+        return f"initialiser {self.kind}"
+
+    def make(self, args: list, kwargs: dict, span: Span) -> Init:
+        try:
+            return make_init(self.kind, args, kwargs)
+        except ArgProblem as problem:
+            raise SpecError(str(problem), span, expected=signature(self.kind)) from None
+
+
+def _initialiser(name: str):
+    """What an initialiser's bare name means: ``zeros`` is an Init; ``trunc_normal`` is callable."""
+    if name in CONSTANT_NAMES:
+        return Init(name)
+    return InitMaker(name) if name in INITIALIZERS else None
 
 
 def _is_number(v) -> bool:
@@ -356,8 +385,10 @@ class Evaluator:
         except KeyError:
             if node.id in BUILTINS:
                 return BUILTINS[node.id]
+            if _initialiser(node.id) is not None:
+                return _initialiser(node.id)
             raise SpecError(f"undefined name {node.id!r}", node.span,
-                            hint=suggest(node.id, self.env.names() | set(BUILTINS))) from None
+                            hint=suggest(node.id, self.env.names() | set(BUILTINS) | set(INITIALIZERS))) from None
 
     def _InShape(self, node: ast.InShape):
         if self.in_shape is None:
@@ -474,7 +505,8 @@ class Evaluator:
                 return value.attribute(node.attr)
             except KeyError:
                 raise SpecError(f"the input shape has no {node.attr!r}", node.span,
-                                expected="channels, height, width or shape") from None
+                                expected="channels, height, width or shape (a map); features (a vector); "
+                                         "tokens, dim or shape (a sequence)") from None
         raise SpecError(f"{describe(value)} has no attribute {node.attr!r}", node.span)
 
     def _Call(self, node: ast.Call):
@@ -484,6 +516,8 @@ class Evaluator:
         return self.call(func, args, kwargs, node.span)
 
     def call(self, func, args, kwargs, span: Span):
+        if isinstance(func, InitMaker):
+            return func.make(args, kwargs, span)
         if isinstance(func, Builtin):
             low, high = func.arity
             if kwargs:

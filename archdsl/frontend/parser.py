@@ -282,6 +282,11 @@ class AstBuilder(Transformer):
         return ast.Aux(self._span(meta), args[0], args[1])
 
     @v_args(meta=True)
+    def init_stmt(self, meta, args):
+        op, role, value = args
+        return ast.InitRule(self._span(meta), str(op), str(role) if role is not None else "weight", value)
+
+    @v_args(meta=True)
     def let_stmt(self, meta, args):
         return ("let", ast.Let(self._span(meta), args[0], args[1]))
 

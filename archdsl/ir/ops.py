@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 
 from ..errors import shape_text
+from .ops_norm import need_map
 from .registry import (REGISTRY, REQUIRED, Arg, ArgKind, ArgProblem, Category, OpDef, ShapeProblem,
-                       Traits, joins, ops_in, register)
+                       Traits, joins, ops_in, register, weight_and_bias)
 
 __all__ = ["REGISTRY", "REQUIRED", "Arg", "ArgKind", "ArgProblem", "Category", "OpDef", "ShapeProblem",
            "Traits", "joins", "ops_in", "register", "label_of", "window_out"]
@@ -28,9 +29,7 @@ C = Category
 # ---- shape helpers -------------------------------------------------------------
 
 def _spatial(shape: tuple, op: str) -> tuple:
-    if len(shape) != 3:
-        raise ShapeProblem(f"{op} needs a CxHxW feature map, got a flat vector of {shape[0]}")
-    return shape
+    return need_map(shape, op)
 
 
 def window_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool, what: str) -> int:
@@ -99,7 +98,7 @@ register(OpDef(
      Arg("groups", K.POSITIVE_INT, "channel groups; must divide input and output channels", 1),
      Arg("bias", K.BOOLEAN, "add a learnable bias", True)),
     _conv_shape, Traits(C.CONV, fresh_output=True),
-    params=_conv_params, macs=_conv_macs, label=_conv_label))
+    params=_conv_params, macs=_conv_macs, label=_conv_label, inits=weight_and_bias))
 
 
 def _norm_shape(a, ins):
@@ -113,7 +112,7 @@ register(OpDef(
      Arg("momentum", K.NUMBER, "running-statistics update rate", 0.1)),
     _norm_shape, Traits(C.NORM, fresh_output=True),
     params=lambda a, i, o: 2 * i[0][0], buffers=lambda a, i, o: 2 * i[0][0] + 1,
-    label=lambda a: "batchnorm"))
+    label=lambda a: "batchnorm", inits=weight_and_bias))
 
 register(OpDef(
     "lrn", "Local response normalisation across channels (AlexNet).",
@@ -140,8 +139,7 @@ register(OpDef(
     _affine_shape, Traits(C.NORM), label=lambda a: "channel affine"))
 
 # Activations: elementwise, no arguments. ``inplace_safe``: torch offers an in-place form.
-for _name, _inplace in (("relu", True), ("relu6", True), ("silu", True), ("gelu", False),
-                        ("sigmoid", False), ("hardsigmoid", True), ("hardswish", True),
+for _name, _inplace in (("relu", True), ("relu6", True), ("silu", True), ("sigmoid", False), ("hardsigmoid", True), ("hardswish", True),
                         ("tanh", False)):
     register(OpDef(_name, f"Elementwise {_name}.", (), lambda a, ins: ins[0],
                    Traits(C.ACTIVATION, inplace_safe=_inplace)))
@@ -209,18 +207,24 @@ register(OpDef("identity", "Pass the input through unchanged (adds no node and n
 
 
 def _linear_shape(a, ins):
-    if len(ins[0]) != 1:
-        raise ShapeProblem(f"linear needs a flat vector, got a {shape_text(ins[0])} feature map; "
-                           "add flatten (or adaptive_avgpool(1); flatten) before it")
-    return (a["out"],)
+    if len(ins[0]) == 3 and a["over"] != "last":
+        raise ShapeProblem(f"linear needs a flat vector or a sequence, got a {shape_text(ins[0])} feature "
+                           "map; add flatten (or adaptive_avgpool(1); flatten) before it, or write "
+                           "over = \"last\" for a map permuted to HxWxC")
+    return (*ins[0][:-1], a["out"])
 
 
 register(OpDef(
-    "linear", "Fully connected layer (torch.nn.Linear); input features are inferred.",
-    (Arg("out", K.POSITIVE_INT, "output features"), Arg("bias", K.BOOLEAN, "add a learnable bias", True)),
+    "linear", "Fully connected layer (torch.nn.Linear) over the last dim: a vector's features, "
+              "each token of a sequence, or (over = \"last\") each position of a permuted map; "
+              "input features are inferred.",
+    (Arg("out", K.POSITIVE_INT, "output features"), Arg("bias", K.BOOLEAN, "add a learnable bias", True),
+     Arg("over", K.CHOICE, "\"features\": a vector or a sequence (a map is an error); \"last\": "
+                           "the last dim of any tensor", "features", ("features", "last"))),
     _linear_shape, Traits(C.LINEAR, fresh_output=True),
-    params=lambda a, i, o: i[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
-    macs=lambda a, i, o: i[0][0] * a["out"], label=lambda a: f"linear {a['out']}"))
+    params=lambda a, i, o: i[0][-1] * a["out"] + (a["out"] if a["bias"] else 0),
+    macs=lambda a, i, o: math.prod(i[0]) * a["out"], label=lambda a: f"linear {a['out']}",
+    inits=weight_and_bias))
 
 register(OpDef("dropout", "Dropout (training only).",
                (Arg("p", K.PROBABILITY, "probability of zeroing an element", 0.5),),
@@ -427,6 +431,9 @@ register(OpDef(
     (Arg("eps", K.NUMBER, "added to the variance", 1e-5),),
     lambda a, ins: _spatial(ins[0], "frozen_batchnorm"), Traits(C.NORM, fresh_output=True),
     buffers=lambda a, i, o: 4 * i[0][0], label=lambda a: "frozen batchnorm"))
+# ---- families in their own modules (they register on import) -----------------------
+
+from . import ops_norm, ops_sequence  # noqa: E402,F401  (norms/activations; sequences, permute)
 
 
 def label_of(op: str, attrs: dict) -> str:

@@ -43,6 +43,7 @@ class ArgKind(str, enum.Enum):
     SIZE = "size"
     PADDING = "padding"
     NUMBER_LIST = "number_list"
+    DIMS = "dims"
     CHOICE = "choice"
     TENSOR = "tensor"  # a tensor read by name (`like = @t`): an extra input; attrs hold its shape
 
@@ -61,6 +62,7 @@ _KIND_TEXT = {
     ArgKind.PADDING: "a non-negative integer, a pair of them, or \"same\"",
     ArgKind.NUMBER_LIST: "a list of numbers",
     ArgKind.TENSOR: "a tensor (@name)",
+    ArgKind.DIMS: "a list of non-negative integers",
 }
 
 REQUIRED = object()
@@ -145,6 +147,12 @@ def _check_kind(arg: Arg, value):
         return tuple(float(v) for v in value)
     if kind is ArgKind.TENSOR:  # tensors are taken out before binding; anything else is wrong
         raise _bad(arg, value, describe(value))
+    if kind is ArgKind.DIMS:
+        if isinstance(value, (list, tuple)) and all(isinstance(v, float) and v.is_integer() for v in value):
+            value = [int(v) for v in value]
+        if not isinstance(value, (list, tuple)) or not value or not all(is_int(v) and v >= 0 for v in value):
+            raise _bad(arg, value, describe(value) if not isinstance(value, (list, tuple)) else None)
+        return tuple(value)
     if value not in arg.choices:  # ArgKind.CHOICE
         raise _bad(arg, value)
     return value
@@ -187,6 +195,22 @@ def _zero(attrs, ins, out) -> int:
     return 0
 
 
+def _no_tensors(attrs) -> tuple:
+    return ()
+
+
+def weight_and_bias(attrs) -> tuple:
+    """Roles of an op with a weight and an optional bias (``bias`` or ``affine`` false: none)."""
+    if attrs.get("affine") is False:
+        return ()
+    return ("weight", "bias") if attrs.get("bias", True) else ("weight",)
+
+
+def weight_only(attrs) -> tuple:
+    """Roles of an op with one learnable tensor."""
+    return ("weight",)
+
+
 @dataclass(frozen=True)
 class OpDef:
     """One primitive op: its arguments and every rule the compiler needs.
@@ -195,7 +219,8 @@ class OpDef:
     ``params``, ``buffers`` and ``macs`` take ``(attrs, in_shapes, out_shape)``
     and return element counts (MACs in torchvision's ``_ops`` convention);
     ``label(attrs)`` is the diagram text. ``inputs`` is the arity (-1: any
-    number, for joins).
+    number, for joins). ``inits(attrs)`` names the learnable tensors a spec's
+    ``init`` can set (``("weight", "bias")``; none by default).
     """
 
     name: str
@@ -208,6 +233,7 @@ class OpDef:
     macs: Callable[[dict, tuple, tuple], int] = _zero
     label: Callable[[dict], str] | None = None
     inputs: int = 1
+    inits: Callable[[dict], tuple] = _no_tensors
     arg_names: tuple = field(init=False, repr=False)
 
     def __post_init__(self):

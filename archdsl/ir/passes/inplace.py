@@ -6,7 +6,10 @@ input is a fresh tensor (``fresh_output``: a conv, norm, linear or join
 result) that nothing else reads and that is not a network output — exactly
 when torchvision's hand-written ``relu(inplace=True)`` and ``out += identity``
 are safe. The pass sets the node attribute ``inplace = True``; the torch
-backend emits ``inplace=True`` modules and ``add_`` for those nodes.
+backend emits ``inplace=True`` modules and ``add_`` for those nodes. A spec
+may keep an op out of place (``relu(inplace = false)``: the node arrives with
+``inplace = False``), as a reference that writes ``nn.ReLU()`` does; on a
+channels_last 1x1 map that decides the memory format the next conv sees.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ def mark_inplace(arch: Architecture) -> Architecture:
     """A copy of ``arch`` with ``inplace = True`` on nodes that may overwrite their first input."""
     graph = arch.graph.copy()
     for node, data in graph.nodes(data=True):
-        if data["op"] == "input":
+        if data["op"] == "input" or data.get("inplace") is False:
             continue
         srcs = inputs_of(graph, node)
         if REGISTRY[data["op"]].traits.inplace_safe and srcs and _overwritable(arch, srcs[0]):
