@@ -55,3 +55,18 @@ def liven(model: torch.nn.Module, side: int = 64, seed: int = 0) -> torch.nn.Mod
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum
     return model.train(was_training)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a test over ~5 s; runs with -m slow or ARCHDSL_SLOW=1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip `slow` tests unless asked for (`-m slow`, or ARCHDSL_SLOW=1 for everything)."""
+    import os
+    if config.getoption("-m") or os.environ.get("ARCHDSL_SLOW"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow or ARCHDSL_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

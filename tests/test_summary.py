@@ -35,14 +35,18 @@ def test_totals_equal_torchvision_ops_and_parameters(name):
     weights = _torchvision_weights(name)
     if weights is None or "_ops" not in weights.meta:
         pytest.skip(f"torchvision publishes no _ops for {name}")
-    crop = weights.transforms().crop_size[0]
+    transforms = weights.transforms()  # segmentation weights resize (520) and do not crop
+    crop = transforms.crop_size[0] if hasattr(transforms, "crop_size") else transforms.resize_size[0]
     arch = load_with_input(name, input_shape=(3, crop, crop))
     assert arch.input_shape == (3, crop, crop)
     totals = summarize(arch).totals
     assert round(totals["macs"] / 1e9, 3) == weights.meta["_ops"]
     with warnings.catch_warnings(), torch.device("meta"):
         warnings.simplefilter("ignore", FutureWarning)  # googlenet / inception_v3 init notice
-        live = torchvision.models.get_model(name)
+        # segmentation weights come with the auxiliary head (outputs "out" and "aux"); no download
+        options = ({"weights_backbone": None, **({"aux_loss": True} if "aux" in arch.outputs else {})}
+                   if arch.returns_dict else {})
+        live = torchvision.models.get_model(name, **options)
     assert totals["params"] == sum(p.numel() for p in live.parameters())
 
 
