@@ -215,3 +215,22 @@ def test_no_bundled_spec_reads_a_tensor_by_number():
     for name in DENSE:
         text = spec_path(name).read_text()
         assert not re.search(r"@\d", text), name
+
+
+def test_summary_json_and_diagram_show_every_output_and_the_skip_edges(capsys):
+    from archdsl.backends.dot import to_dot
+    from archdsl.cli import main
+    arch = archdsl.load("resnet18_fpn")
+    assert main(["summary", "resnet18_fpn", "--json"]) == 0
+    import json
+    report = json.loads(capsys.readouterr().out)
+    assert report["outputs"] == {"0": [256, 200, 200], "1": [256, 100, 100], "2": [256, 50, 50],
+                                 "3": [256, 25, 25], "pool": [256, 13, 13]}
+    assert "outputs '0' 256x200x200, '1' 256x100x100" in str(arch.summary())
+    dot = to_dot(arch)
+    for key, shape in report["outputs"].items():
+        assert f'label="{key} {"×".join(map(str, shape))}"' in dot
+    # the lateral (skip) edge from layer1's last block into the finest inner block
+    graph = arch.graph
+    assert graph.has_edge("body.layer1.1.relu", "fpn.inner_blocks.0.0") or any(
+        graph.has_edge(src, "fpn.inner_blocks.0.0") and src.startswith("body.layer1.") for src in graph)
