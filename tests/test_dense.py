@@ -234,3 +234,11 @@ def test_summary_json_and_diagram_show_every_output_and_the_skip_edges(capsys):
     graph = arch.graph
     assert graph.has_edge("body.layer1.1.relu", "fpn.inner_blocks.0.0") or any(
         graph.has_edge(src, "fpn.inner_blocks.0.0") and src.startswith("body.layer1.") for src in graph)
+
+
+@pytest.mark.parametrize("name", ["resnet18_fpn", "unet", "lraspp_mobilenet_v3_large"])
+def test_printer_round_trips_graph_networks(name):
+    from archdsl.backends.arch_text import signature, to_arch
+    arch = archdsl.load(name)
+    again = archdsl.loads(to_arch(arch))
+    assert signature(again) == signature(arch) and again.outputs == arch.outputs
