@@ -13,10 +13,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``slow`` run on CI (``CI=true``) or when selected with ``-m slow``."""
-    if os.environ.get("CI") == "true" or "slow" in (config.getoption("markexpr") or ""):
+    """Tests marked ``slow`` run on CI (``CI=true``), with ``ARCHDSL_SLOW=1``, or with ``-m slow``."""
+    if os.environ.get("CI") == "true" or os.environ.get("ARCHDSL_SLOW") or \
+            "slow" in (config.getoption("markexpr") or ""):
         return
-    skip = pytest.mark.skip(reason="slow tier: runs with CI=true or -m slow")
+    skip = pytest.mark.skip(reason="slow tier: runs with CI=true, ARCHDSL_SLOW=1 or -m slow")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
@@ -75,3 +76,4 @@ def liven(model: torch.nn.Module, side: int = 64, seed: int = 0) -> torch.nn.Mod
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum
     return model.train(was_training)
+

@@ -227,3 +227,53 @@ def test_op_form_join_shape_mismatch_names_each_input(write_spec):
                          "    add(@x)\n")
     text = info.value.format()
     assert "the live tensor: 4x4x4" in text and "@x: 4x8x8" in text
+
+
+def test_hrnet_fusion_and_yolo_patterns_compile(write_spec):
+    """The forms later specs need: HRNet's all-to-all fusion, YOLOv8's C2f split and a list head."""
+    arch = load(write_spec, """
+        arch patterns
+        input 8 x 16 x 16
+        block fuse_path(j, i, c):
+            if j > i:
+                conv(c, 1, bias = false);  batchnorm;  upsample(2 ** (j - i))
+            elif j < i:
+                for k in range(i - j):
+                    conv(c, 3, stride = 2, padding = 1, bias = false);  batchnorm
+        block c2f(c2, n):
+            let c = c2 // 2
+            cv1: conv(2 * c, 1) as y
+            _: channel_split(2, 0) as a
+            @y -> _: channel_split(2, 1) as b
+            for k in range(n):
+                m.{k}: conv(c, 3, padding = 1) as b
+                identity as z{k}
+            concat:
+                @a
+                @y -> _: channel_split(2, 1)
+                for k in range(n):
+                    @z{k}
+            cv2: conv(c2, 1)
+        block detect(@xs):
+            for i in range(len(xs)):
+                @xs[i] -> cv2.{i}: conv(4, 1) as box{i}
+                output "box" + str(i): @box{i}
+        network:
+            x0: conv(8, 1)
+            @x0 -> x1: conv(8, 3, stride = 2, padding = 1)
+            for i in range(2):
+                add as y{i}:
+                    for j in range(2):
+                        @x{j} -> fuse_layers.{i}.{j}: fuse_path(j, i, 8)
+                relu as f{i}
+            @f0 -> model.4: c2f(16, 2) as p3
+            head: detect([@p3, @f1])
+            output "p3": @head.box0
+            output "p4": @head.box1
+        """)
+    assert arch.output_shapes == {"p3": (4, 16, 16), "p4": (4, 8, 8)}
+    keys = set(arch.to_torch().state_dict())
+    assert {"fuse_layers.0.1.0.weight", "fuse_layers.1.0.0.weight", "model.4.m.1.weight",
+            "model.4.cv2.weight", "head.cv2.1.weight"} <= keys
+    out = arch.to_torch()(torch.randn(1, 8, 16, 16))
+    assert out["p4"].shape == (1, 4, 8, 8)

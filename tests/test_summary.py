@@ -36,7 +36,8 @@ def test_totals_equal_torchvision_ops_and_parameters(name):
     weights = _torchvision_weights(name)
     if weights is None or "_ops" not in weights.meta:
         pytest.skip(f"torchvision publishes no _ops for {name}")
-    crop = weights.transforms().crop_size[0]
+    transforms = weights.transforms()  # segmentation weights resize (520) and do not crop
+    crop = transforms.crop_size[0] if hasattr(transforms, "crop_size") else transforms.resize_size[0]
     arch = load_with_input(name, input_shape=(3, crop, crop))
     assert arch.input_shape == (3, crop, crop)
     totals = summarize(arch).totals
@@ -45,6 +46,8 @@ def test_totals_equal_torchvision_ops_and_parameters(name):
     make = ORACLES[name][0] if name in ORACLES else lambda **o: torchvision.models.get_model(name, **o)
     with warnings.catch_warnings(), torch.device("meta"):
         warnings.simplefilter("ignore", FutureWarning)  # googlenet / inception_v3 init notice
+        if arch.returns_dict:  # segmentation weights come with the auxiliary head ("out", "aux"); no download
+            options = {"weights_backbone": None, **({"aux_loss": True} if "aux" in arch.outputs else {})}
         live = make(**options)
     assert totals["params"] == sum(p.numel() for p in live.parameters())
 

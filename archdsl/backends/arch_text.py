@@ -342,7 +342,13 @@ def to_arch(arch: Architecture, header: list[str] | None = None) -> str:
         lines.append(f"input {dims}" if list(arch.inputs) == ["input"] else f"input {name}: {dims}")
     lines.append("")
     lines.append("network:")
-    lines += _Printer(arch).render(items, (), 1) if items is not None else _graph_lines(arch)
+    body = None
+    if items is not None:
+        try:  # the scopes may not nest with the joins (a U-Net's skips): then the graph form
+            body = _Printer(arch).render(items, (), 1)
+        except AssertionError:
+            body = None
+    lines += body if body is not None else _graph_lines(arch)
     return "\n".join(lines) + "\n"
 
 
