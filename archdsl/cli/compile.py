@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--emit", choices=["ast", "ir", "passes", "code"],
                    help="print a pipeline stage instead: the AST, the IR graph (after the passes), "
-                        "each IR pass and what it changed, or the generated forward()")
+                        "each IR pass and what it changed, or the generated forward() of each module")
     p.set_defaults(func=run)
 
 
@@ -36,7 +36,8 @@ def run(args) -> int:
         return 0
     module = arch.to_torch()
     if args.emit == "code":
-        print(module.code)
+        from ..backends.torch_fx import generated_code
+        print(generated_code(module))
         return 0
     report = arch.report()
     report["params"] = sum(p.numel() for p in module.parameters())
