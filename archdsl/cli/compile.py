@@ -17,7 +17,7 @@ def register(subparsers) -> None:
                         "buffers (default 2^31 = 2,147,483,648, about 8.6 GB in float32)")
     p.add_argument("--emit", choices=["ast", "ir", "passes", "code"],
                    help="print a pipeline stage instead: the AST, the IR graph (after the passes), "
-                        "each IR pass and what it changed, or the generated forward()")
+                        "each IR pass and what it changed, or the generated forward() of each module")
     p.add_argument("--optimize", choices=["inference"],
                    help="also run the inference passes (fold BatchNorm, drop dropout and aux heads, "
                         "fuse conv + activation, channels_last) and build the eval-only module")
@@ -52,7 +52,8 @@ def run(args) -> int:
     else:
         module = arch.to_torch()
     if args.emit == "code":
-        print(module.code)
+        from ..backends.torch_fx import generated_code
+        print(generated_code(module))
         return 0
     report = arch.report()
     report["params"] = sum(t.numel() for t in module.state_dict().values()
