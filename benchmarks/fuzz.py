@@ -198,17 +198,22 @@ def compile_text(text: str) -> str:
     return f"{arch.name}: {arch.parameter_count():,} parameters"
 
 
-def cli(argv: list) -> str:
-    """Run ``archdsl ARGV`` in this process; returns ``"rc: first line of stderr"``."""
+def cli(*runs: list) -> list:
+    """Run ``archdsl ARGV`` for each ARGV in ``runs``, in this process; returns one
+    ``(exit status, CPU seconds, first line of stderr)`` per run."""
     import contextlib
     import io
 
     from archdsl.cli.main import main as archdsl_main
 
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = archdsl_main(argv)
-    return f"{rc}: {err.getvalue().partition(chr(10))[0]}"
+    results = []
+    for argv in runs:
+        out, err = io.StringIO(), io.StringIO()
+        t0 = time.process_time()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = archdsl_main(argv)
+        results.append((rc, time.process_time() - t0, err.getvalue().partition("\n")[0]))
+    return results
 
 
 def _child(conn, func, args, memory: int) -> None:
@@ -221,7 +226,7 @@ def _child(conn, func, args, memory: int) -> None:
     try:
         from archdsl.errors import ArchError
         try:
-            result = ("ok", str(func(*args)))
+            result = ("ok", func(*args))
         except ArchError as err:
             result = ("error", f"{type(err).__name__}: {err.format()}")
     except MemoryError:

@@ -47,5 +47,5 @@ def _hog():
 
 def test_a_minute_of_fuzzing_finds_no_crash_hang_or_blowup():
     summary = fuzz.fuzz(cases=1000, seed=20_000, timeout=20, budget_s=60)
-    assert summary["cases"] >= 20, summary
+    assert summary["cases"] >= 10, summary
     assert summary["counts"]["ok"] + summary["counts"]["error"] == summary["cases"], summary["failures"][:3]

@@ -174,14 +174,18 @@ def test_limits_are_the_same_through_set_and_scale(capsys):
         archdsl.load("resnet18", num_classes=10**400)
 
 
-def test_limits_can_be_raised(write_spec, monkeypatch):
-    path = write_spec(HEADER + "network:\n    repeat 12000:\n        relu\n")
-    with pytest.raises(SpecError, match="is more than the limit"):
-        archdsl.load(path)
-    with limits.using(max_ops=20_000, max_repeat=20_000):
-        assert archdsl.load(path).graph.number_of_nodes() == 12_001
-    monkeypatch.setenv("ARCHDSL_LIMITS", "max_repeat=20000,max_ops=20_000")
-    assert archdsl.load(path).graph.number_of_nodes() == 12_001
+def test_limits_can_be_changed(write_spec, monkeypatch):
+    path = write_spec(HEADER + "network:\n    repeat 20:\n        relu\n")
+    assert archdsl.load(path).graph.number_of_nodes() == 21
+    with limits.using(max_repeat=10):
+        located(path, None, 4, 12, ["a repeat count of 20 is more than the limit of 10"])
+    with limits.using(max_ops=15):
+        located(path, None, 5, 9, ["more than 15 ops"])
+    monkeypatch.setenv("ARCHDSL_LIMITS", "max_repeat=10, max_ops=1_000")
+    assert limits.current().max_ops == 1000
+    located(path, None, 4, 12, ["more than the limit of 10"])
+    with limits.using(max_repeat=100):  # an override wins over the environment
+        assert archdsl.load(path).graph.number_of_nodes() == 21
     monkeypatch.setenv("ARCHDSL_LIMITS", "max_opz=1")
     with pytest.raises(limits.LimitError, match="max_opz=1"):
         archdsl.load(path)
@@ -425,17 +429,21 @@ def _fuzz_module():
 
 
 def test_error_runs_take_under_2_s_and_1_gb(tmp_path):
+    """Every hostile spec above, through `archdsl check` and `archdsl compile` in a child process
+    limited to 1 GB of growth: each run exits 1 with an error line in under 2 s of CPU time."""
     fuzz = _fuzz_module()
     bodies = [body if "network:" in body else body + NET for _, body, *_ in BUDGET_CASES]
     bodies += [body + NET for _, body, _ in NESTED]
-    worst = (0.0, 0, None)
+    runs = []
     for index, body in enumerate(bodies):
         path = tmp_path / f"case{index}.arch"
         path.write_text(HEADER + body)
-        for command in ("check", "compile"):
-            result = fuzz.isolated(fuzz.cli, [command, str(path)], timeout=20, memory=1 << 30)
-            assert result["status"] == "ok" and result["detail"].startswith("1: "), (body[:80], result)
-            assert "error" in result["detail"] and "Traceback" not in result["detail"], result
-            worst = max(worst, (result["seconds"], result["peak_bytes"], body[:60]))
-            assert result["seconds"] < 2.0 and result["peak_bytes"] < 1 << 30, (body[:80], result)
-    print(f"slowest error run: {worst[0]:.2f} s ({worst[2]!r})")
+        runs += [["check", str(path)], ["compile", str(path)]]
+    result = fuzz.isolated(fuzz.cli, *runs, timeout=300, memory=1 << 30)
+    assert result["status"] == "ok", result
+    assert result["peak_bytes"] < 1 << 30, result
+    for argv, (rc, seconds, line) in zip(runs, result["detail"]):
+        assert rc == 1 and "error: " in line and line.startswith(argv[1]), (argv, line)
+        assert seconds < 2.0, (argv, seconds, line)
+    print(f"slowest error run: {max(r[1] for r in result['detail']):.2f} s CPU; "
+          f"peak growth {result['peak_bytes'] / 2**20:.0f} MB")

@@ -8,6 +8,7 @@ Python code from a spec; every operation is dispatched explicitly.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import itertools
 import operator
@@ -42,27 +43,27 @@ class Budget:
                                  "docs/security.md")
 
 
-_active: Budget | None = None
+_active: contextvars.ContextVar = contextvars.ContextVar("archdsl_budget", default=None)
 
 
 def active_budget() -> Budget:
-    """The budget of the elaboration in progress, or a fresh one outside any."""
-    return _active if _active is not None else Budget()
+    """The budget of the elaboration in progress (in this thread), or a fresh one outside any."""
+    budget = _active.get()
+    return budget if budget is not None else Budget()
 
 
 @contextlib.contextmanager
 def metering():
     """Share one :class:`Budget` among all evaluation in the ``with`` body (reentrant)."""
-    global _active
-    if _active is not None:
-        yield _active
+    if _active.get() is not None:
+        yield _active.get()
         return
-    _active = Budget()
+    token = _active.set(Budget())
     try:
         with limits.deep_stack():
-            yield _active
+            yield _active.get()
     finally:
-        _active = None
+        _active.reset(token)
 
 
 def weight(value, limit: int) -> int:

@@ -19,6 +19,7 @@ describes each limit.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import os
 import sys
@@ -86,28 +87,27 @@ def _from_environment() -> Limits:
     return Limits(**_parse_env(text)) if text else Limits()
 
 
-_current: Limits | None = None
+_current: contextvars.ContextVar = contextvars.ContextVar("archdsl_limits", default=None)
 
 
 def current() -> Limits:
     """The limits in force: :func:`using` overrides, else ``ARCHDSL_LIMITS``, else the defaults."""
-    return _current if _current is not None else _from_environment()
+    chosen = _current.get()
+    return chosen if chosen is not None else _from_environment()
 
 
 @contextlib.contextmanager
 def using(**changes):
-    """Apply ``changes`` (field=value) to the limits in force for the ``with`` body."""
-    global _current
+    """Apply ``changes`` (field=value) to the limits in force for the ``with`` body (this thread)."""
     unknown = set(changes) - _FIELDS
     if unknown:
         raise LimitError(f"unknown limit {sorted(unknown)[0]!r}; the limits are "
                          + ", ".join(sorted(_FIELDS)))
-    saved = _current
-    _current = dataclasses.replace(current(), **changes)
+    token = _current.set(dataclasses.replace(current(), **changes))
     try:
-        yield _current
+        yield _current.get()
     finally:
-        _current = saved
+        _current.reset(token)
 
 
 @contextlib.contextmanager
