@@ -85,6 +85,9 @@ class Frame:
             raise SpecError(f"@{name} was not computed: its item did not run "
                             f"(the condition at line {where.line} is false)", span,
                             expected=self.in_scope(), hint="read it only when that condition holds")
+        if name in self.later and self.later[name] < span.line:
+            raise SpecError(f"@{name} was not computed: the item that binds it (line {self.later[name]}) "
+                            "did not run (an untaken if, or a false when)", span, expected=self.in_scope())
         if name in self.later:
             raise SpecError(f"@{name} is not computed yet: it is bound further down "
                             f"(line {self.later[name]})", span, expected=self.in_scope(),
