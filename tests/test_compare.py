@@ -87,9 +87,10 @@ def test_labels_do_not_overlap():
 
     names = [n for n in archdsl.list_models()
              if n.startswith(("resnet", "efficientnet_b", "mobilenet", "vgg1"))]
-    fig, boxes = draw_chart(compare(names))
+    rows = compare(names)
+    fig, boxes = draw_chart(rows)
     plt.close(fig)
-    assert len(boxes) == len(names)
+    assert len(boxes) == len([r for r in rows if r["top1"] is not None]) >= 20  # classifiers only
     overlapping = [(a, b) for a, b in itertools.combinations(boxes, 2)
                    if a.x0 < b.x1 - 1 and b.x0 < a.x1 - 1 and a.y0 < b.y1 - 1 and b.y0 < a.y1 - 1]
     assert not overlapping

@@ -110,7 +110,7 @@ DENSE = {
 SIDE = 32
 
 
-def _names(slow: bool | None = None):
+def _names():
     return [pytest.param(n, marks=pytest.mark.slow) if DENSE[n][2] else n for n in DENSE]
 
 

@@ -191,6 +191,7 @@ def test_graph_form_prints_and_round_trips(write_spec):
     ("a: conv(4, 1)\n    @b -> relu", "unknown tensor @b", "@a"),
     ("@later -> relu\n    later: conv(4, 1)", "not computed yet", "@input"),
     ("a: conv(4, 1) when false\n    @a -> relu", "was not computed", "@input"),
+    ("if false:\n        a: conv(4, 1)\n    @a -> relu", "did not run", "@input"),
     ("c: conv(4, 1) as x\n    maxpool(2)\n    concat(@x)", "cannot concatenate", "@x"),
     ("output o\n    output o", "declared twice", "'o'"),
 ])

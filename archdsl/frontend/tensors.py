@@ -77,6 +77,9 @@ class Frame:
         more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
         return (listed + more) if names else "no names are bound yet"
 
+    def scope_text(self) -> str:
+        return "a name in scope: " + self.in_scope() if self.names else self.in_scope()
+
     def lookup(self, name: str, span: Span):
         if name in self.names:
             return self.names[name]
@@ -84,12 +87,15 @@ class Frame:
             where = self.skipped[name]
             raise SpecError(f"@{name} was not computed: its item did not run "
                             f"(the condition at line {where.line} is false)", span,
-                            expected=self.in_scope(), hint="read it only when that condition holds")
+                            expected=self.scope_text(), hint="read it only when that condition holds")
+        if name in self.later and self.later[name] < span.line:
+            raise SpecError(f"@{name} was not computed: the item that binds it (line {self.later[name]}) "
+                            "did not run (an untaken if, or a false when)", span, expected=self.scope_text())
         if name in self.later:
             raise SpecError(f"@{name} is not computed yet: it is bound further down "
-                            f"(line {self.later[name]})", span, expected=self.in_scope(),
+                            f"(line {self.later[name]})", span, expected=self.scope_text(),
                             hint="a tensor can be read only after the item that computes it")
-        raise SpecError(f"unknown tensor @{name}", span, expected=self.in_scope(),
+        raise SpecError(f"unknown tensor @{name}", span, expected=self.scope_text(),
                         hint=suggest(name, self.names))
 
 
