@@ -76,3 +76,7 @@ for _name in ("convnext_tiny", "convnext_small", "convnext_base", "convnext_larg
 for _name in ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"):
     ORACLES[_name] = (_tv(_name), 224)  # ViT's position embedding fixes the input size
 FIXED_INPUT |= {n for n in ORACLES if n.startswith("vit")}
+
+# Output comparisons that take over ~5 s on two cores (large models; ViT at 224): run with --runslow.
+SLOW = ({n for n in ORACLES if n.startswith(("vit", "convnext"))} - {"convnext_tiny"}) \
+    | (set(REGNETS) - {"regnet_x_400mf", "regnet_y_400mf", "regnet_x_800mf", "regnet_y_800mf"})

@@ -7,9 +7,10 @@ import torch
 
 import archdsl
 from conftest import liven, max_abs_diff
-from oracles import FIXED_INPUT, ORACLES, SMALL_INPUT
+from oracles import FIXED_INPUT, ORACLES, SLOW, SMALL_INPUT
 
 NAMES = sorted(ORACLES)
+TIMED = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in NAMES]
 
 
 def test_every_oracle_name_is_bundled():
@@ -25,7 +26,7 @@ def test_parameter_count_equals_oracle(name):
     assert archdsl.load(name).parameter_count() == expected
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", TIMED)
 def test_outputs_equal_oracle_with_its_weights(name):
     make, side = ORACLES[name]
     side, options = SMALL_INPUT.get(name, (side, {}))
