@@ -23,7 +23,7 @@ import archdsl
 from oracles import ORACLES, SMALL_INPUT
 
 Z = 6.0
-# One network per family runs by default; the rest (large or many) with --runslow.
+# A few small networks run by default; the rest (large, or slow to initialise) with --runslow.
 QUICK = {"resnet18", "efficientnet_b0", "mnasnet0_5", "mobilenet_v3_small", "squeezenet1_1", "regnet_y_400mf"}
 NAMES = [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow) for n in sorted(ORACLES)]
 
