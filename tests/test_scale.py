@@ -241,7 +241,8 @@ def test_cli_writes_the_output_spec(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name", ["resnet50", "googlenet", "mobilenet_v2", "efficientnet_b0",
-                                  "inception_v3", "shufflenet_v2_x1_0", "densenet121"])
+                                  "inception_v3", "shufflenet_v2_x1_0", "densenet121",
+                                  "regnet_y_400mf", "convnext_tiny", "vit_b_16"])
 def test_printer_round_trips_bundled_networks(name):
     if name not in archdsl.list_models():
         pytest.skip(f"{name} is not bundled yet")
