@@ -7,6 +7,7 @@ archdsl / torchvision (≤ 1.03 is the goal).
 
     python benchmarks/vs_torchvision.py                    # resnet50 and googlenet on CPU
     python benchmarks/vs_torchvision.py --models resnet18 mobilenet_v2 --batch 8 --size 224
+    python benchmarks/vs_torchvision.py --models convnext_tiny vit_b_16 --batch 8
     python benchmarks/vs_torchvision.py --device cuda --amp --channels-last
 """
 
@@ -44,6 +45,9 @@ def bench(name: str, args) -> tuple[float, float, float, float]:
     if name in ("googlenet", "inception_v3"):  # inference shape: no auxiliary heads
         kwargs["aux_logits"] = False
         oracle = torchvision.models.get_model(name, init_weights=True, aux_logits=False)
+    elif name.startswith("vit"):  # the position embedding fixes the input size
+        kwargs["image_size"] = args.size
+        oracle = torchvision.models.get_model(name, image_size=args.size)
     else:
         oracle = torchvision.models.get_model(name)
     ours = archdsl.build(name, weights=oracle.state_dict(), **kwargs)

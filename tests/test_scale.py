@@ -238,7 +238,8 @@ def test_cli_writes_the_output_spec(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name", ["resnet50", "googlenet", "mobilenet_v2", "efficientnet_b0",
-                                  "inception_v3", "shufflenet_v2_x1_0", "densenet121"])
+                                  "inception_v3", "shufflenet_v2_x1_0", "densenet121",
+                                  "regnet_y_400mf", "convnext_tiny", "vit_b_16"])
 def test_printer_round_trips_bundled_networks(name):
     arch = archdsl.load(name)
     again = archdsl.loads(to_arch(arch))
@@ -249,7 +250,7 @@ def test_printer_round_trips_bundled_networks(name):
 def test_printer_folds_repeats_and_keeps_labels():
     text = to_arch(archdsl.load("resnet50"))
     assert "repeat 5:" in text  # layer3's identical bottlenecks
-    assert "conv1: conv(64, 7, stride = 2, padding = 3, bias = false)" in text
+    assert "conv1: conv(64, 7, stride = 2, padding = 3, bias = false, init = kaiming_normal(" in text
     assert "downsample:" in text and "identity" in text
 
 

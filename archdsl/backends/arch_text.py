@@ -37,7 +37,7 @@ LINE_WIDTH = 100
 # Names the grammar reads as keywords or structure; written as {"name"} or `name: seq:`.
 _KEYWORDS = {"aux", "repeat", "for", "if", "elif", "else", "let", "in", "when", "as", "and", "or",
              "not", "true", "false", "none", "fn", "return", "param", "variant", "import",
-             "arch", "input", "network"}
+             "arch", "input", "network", "block", "init"}
 _GROUPS = {"branch", "seq"}
 # Ops that read well on the same line as the op before them: argument-free or nearly so.
 _LIGHT = {Category.NORM, Category.ACTIVATION, Category.RESHAPE, Category.REGULARIZER}
@@ -183,7 +183,7 @@ class _Printer:
 
     @staticmethod
     def name_text(name: str) -> str:
-        return f'{{"{name}"}}' if name in _KEYWORDS else name
+        return f'{{"{name}"}}' if name in _KEYWORDS or "-" in name else name
 
     def op_text(self, node: str) -> str:
         data = self.graph.nodes[node]
@@ -196,6 +196,10 @@ class _Printer:
                 parts.append(_value(value, arg.kind))
             elif value != arg.default:
                 parts.append(f"{arg.name} = {_value(value, arg.kind)}")
+        for role, init in (data.get("init") or {}).items():  # written per op, rules resolved
+            parts.append(f"{'init' if role == 'weight' else role + '_init'} = {init.text()}")
+        if data.get("inplace") is False:
+            parts.append("inplace = false")
         call = data["op"] + (f"({', '.join(parts)})" if parts else "")
         last = _path(data["name"])[-1]
         return call if last.isdigit() else f"{self.name_text(last)}: {call}"
@@ -410,7 +414,7 @@ def _graph_lines(arch: Architecture) -> list[str]:
 
 
 def signature(arch: Architecture) -> list[tuple]:
-    """What two IRs must share to be the same network: per op, its path, op, args and shapes."""
+    """What two IRs must share to be the same network: per op, its path, op, args, shapes and init."""
     return [(d["name"], d["op"], tuple(sorted(d["attrs"].items())), tuple(d["shape"]),
-             tuple(map(tuple, d["in_shapes"])), d.get("aux"))
+             tuple(map(tuple, d["in_shapes"])), d.get("aux"), tuple(sorted((d.get("init") or {}).items())))
             for _, d in arch.ops(include_aux=True)]

@@ -66,10 +66,14 @@ class Row:
     macs: int
     ops: int = 1
     aux: bool = False
+    init: dict = field(default_factory=dict)  # role → initialiser text, as the spec declares
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "op": self.op, "shape": list(self.shape), "params": self.params,
-                "macs": self.macs, "ops": self.ops, "aux": self.aux}
+        out = {"name": self.name, "op": self.op, "shape": list(self.shape), "params": self.params,
+               "macs": self.macs, "ops": self.ops, "aux": self.aux}
+        if self.init:
+            out["init"] = dict(self.init)
+        return out
 
 
 @dataclass
@@ -84,6 +88,7 @@ class Summary:
     totals: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)   # every input's name and shape
     outputs: dict = field(default_factory=dict)  # every output's key and shape, in order
+    init: list = field(default_factory=list)  # [{"tensor": "conv.weight", "init": text, "count": n}]
 
     def to_dict(self) -> dict:
         return {"name": self.name, "source": self.source, "input_shape": list(self.input_shape),
@@ -91,7 +96,7 @@ class Summary:
                 "inputs": {k: list(v) for k, v in self.inputs.items()},
                 "outputs": {k: list(v) for k, v in self.outputs.items()},
                 "convention": CONVENTION, "rows": [r.to_dict() for r in self.rows],
-                "totals": dict(self.totals)}
+                "totals": dict(self.totals), "init": list(self.init)}
 
     def __str__(self) -> str:
         return format_summary(self)
@@ -121,10 +126,22 @@ def summarize(arch, depth: int | None = None) -> Summary:
             continue
         current = key
         op = describe_scope(key, scopes) if key != data["name"] else label_of(data["op"], data["attrs"])
-        rows.append(Row(key, op, tuple(data["shape"]), data["params"], data["macs"], 1, aux))
+        inits = {role: init.text() for role, init in (data.get("init") or {}).items()} \
+            if key == data["name"] else {}
+        rows.append(Row(key, op, tuple(data["shape"]), data["params"], data["macs"], 1, aux, inits))
     return Summary(arch.name, arch.source, tuple(arch.input_shape), tuple(arch.output_shape), depth,
                    rows, totals(arch), dict(arch.inputs),
-                   arch.output_shapes if arch.returns_dict else {})
+                   arch.output_shapes if arch.returns_dict else {}, declared_inits(arch))
+
+
+def declared_inits(arch) -> list[dict]:
+    """The spec's initialisers, grouped: ``{"tensor": "conv.weight", "init": text, "count": n}``."""
+    counts: dict = {}
+    for _, data in arch.ops():
+        for role, init in (data.get("init") or {}).items():
+            key = (f"{data['op']}.{role}", init.text())
+            counts[key] = counts.get(key, 0) + 1
+    return [{"tensor": tensor, "init": text, "count": n} for (tensor, text), n in counts.items()]
 
 
 def totals(arch) -> dict:
@@ -204,5 +221,8 @@ def format_summary(summary: Summary) -> str:
         f"activation memory  {_mib(t['activation_bytes'])} (float32, one image, sum of op outputs)",
         f"parameter memory   {_mib(t['param_bytes'])} (float32; buffers {_mib(t['buffer_bytes'])})",
     ]
+    for i, item in enumerate(summary.init):  # the spec's initialisation; other tensors: torch's default
+        out.append(f"{'initialisation' if i == 0 else '':<19}{item['tensor']} = {item['init']} "
+                   f"({item['count']} op{'s' * (item['count'] != 1)})")
     return "\n".join(out)
 

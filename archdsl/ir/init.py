@@ -69,7 +69,7 @@ class Init:
             return self.kind
         defaults = {a.name: a.default for a in INITIALIZERS[self.kind][1]}
         shown = [f"{k} = {value_text(v)}" for k, v in self.args if v != defaults[k]]
-        return f"{self.kind}({', '.join(shown)})"
+        return f"{self.kind}({', '.join(shown)})" if shown else self.kind
 
     __str__ = text
 
