@@ -263,3 +263,25 @@ def reference_state(arch: Architecture, weights=None) -> dict:
 def optimise(arch: Architecture) -> Architecture:
     """The IR after :data:`INFERENCE_PIPELINE` (what :func:`build_inference` emits)."""
     return run_pipeline(arch, INFERENCE_PIPELINE)
+
+
+def export_package(arch: Architecture, state: dict, path, batch: int = 1):
+    """Compile ahead of time: ``torch.export`` of the optimised graph, packaged by AOTInductor.
+
+    ``arch`` is the network after the default pipeline and ``state`` its state
+    dict (training layout); the package takes float32 inputs of shape
+    ``(batch, *arch.input_shape)``. Needs a C++ compiler (AOTInductor compiles
+    the generated kernels); takes as long as ``torch.compile``. Returns the
+    package path; :func:`load_package` loads it back in about a second.
+    """
+    module = compile_inference(run_pipeline(arch, INFERENCE_PIPELINE), state, onednn=False)
+    example = torch.randn(batch, *arch.input_shape)
+    with torch.no_grad():
+        exported = torch.export.export(module, (example,))
+        return torch._inductor.aoti_compile_and_package(
+            exported, package_path=str(path), inductor_configs={"freezing": True})
+
+
+def load_package(path):
+    """A callable running a package written by :func:`export_package` (``model(x)`` → logits)."""
+    return torch._inductor.aoti_load_package(str(path))
