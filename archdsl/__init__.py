@@ -8,24 +8,62 @@ The package is the pipeline: ``frontend`` (text → IR), ``ir`` (graph, op
 registry, passes), ``backends`` (torch, weights, diagram, summary table,
 ``.arch`` printer), ``api`` (the public stages), the tools built on them
 (``scale``, ``compare``, ``training``) and ``cli``.
+
+The names below are imported on first use, so ``import archdsl`` (and the
+command line's ``--help`` and ``list``) loads neither networkx nor the parser.
 """
 
+import importlib as _importlib
+import importlib.abc as _abc
+import importlib.util as _util
 import sys as _sys
 
-from .api import build, elaborate_spec, list_models, load, loads, parse_spec, spec_path
-from .backends import dot as _dot
-from .backends import table as _table
-from .errors import ArchError, ShapeError, SpecError, SpecNotFoundError, SpecSyntaxError, WeightsError
-from .ir.graph import Architecture
-from .scale import scale
+__version__ = "0.1.0"
 
+_EXPORTS = {
+    "build": ".api", "elaborate_spec": ".api", "list_models": ".api", "load": ".api", "loads": ".api",
+    "parse_spec": ".api", "spec_path": ".api", "scale": ".scale", "Architecture": ".ir.graph",
+    "ArchError": ".errors", "ShapeError": ".errors", "SpecError": ".errors", "SpecNotFoundError": ".errors",
+    "SpecSyntaxError": ".errors", "WeightsError": ".errors",
+}
 # Module paths documented before the pipeline packages existed keep working.
-_sys.modules[__name__ + ".render"] = _dot
-_sys.modules[__name__ + ".summary"] = _table
+_ALIASES = {__name__ + ".render": __name__ + ".backends.dot", __name__ + ".summary": __name__ + ".backends.table"}
 
 __all__ = [
     "load", "loads", "build", "scale", "list_models", "parse_spec", "elaborate_spec", "spec_path",
     "Architecture", "ArchError", "SpecError", "SpecSyntaxError", "ShapeError", "SpecNotFoundError",
     "WeightsError",
 ]
-__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(_importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    if f"{__name__}.{name}" in _ALIASES:
+        return _importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+class _AliasFinder(_abc.MetaPathFinder, _abc.Loader):
+    """Makes ``import archdsl.render`` give ``archdsl.backends.dot`` (and summary → table)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        return _util.spec_from_loader(fullname, self) if fullname in _ALIASES else None
+
+    def create_module(self, spec):
+        module = _importlib.import_module(_ALIASES[spec.name])
+        _sys.modules[spec.name] = module
+        return module
+
+    def exec_module(self, module):
+        pass
+
+
+if not any(isinstance(f, _AliasFinder) for f in _sys.meta_path):
+    _sys.meta_path.append(_AliasFinder())

@@ -8,6 +8,8 @@ training — goes through :func:`elaborate_spec`.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from pathlib import Path
 
 from .frontend import ast
@@ -77,7 +79,21 @@ def elaborate_spec(module: ast.Module, path: str, variant: str | None = None, pa
         height, width = input_shape[-2:]
         if height == width and "resolution" not in params and any(p.name == "resolution" for p in module.params):
             params["resolution"] = height
-    return run_pipeline(elaborate(module, path, variant, params, input_shape), on_pass=on_pass)
+    with _no_gc():
+        arch = elaborate(module, path, variant, params, input_shape)
+    return run_pipeline(arch, on_pass=on_pass)
+
+
+@contextlib.contextmanager
+def _no_gc():
+    """Elaboration allocates many small objects and frees none: the cyclic GC would only rescan them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def load(spec: str, variant: str | None = None, *, input_shape: tuple | None = None, **params) -> Architecture:

@@ -1,10 +1,10 @@
 """Compare networks: parameters, MACs, input size and published ImageNet accuracy.
 
 Parameters and MACs come from the IR (nothing is allocated). For bundled
-names, the ImageNet-1K top-1 accuracy is read from torchvision's weights
-metadata at run time (``get_model_weights(name).DEFAULT.meta``); torchvision
-is imported only then, and a missing torchvision or an unknown name simply
-leaves the accuracy out.
+names, the ImageNet-1K top-1 accuracy is torchvision's weights metadata
+(``get_model_weights(name).DEFAULT.meta``) as recorded in
+``archdsl/published.json`` (see :mod:`archdsl.published`): torchvision is
+not imported, and an unknown name simply leaves the accuracy out.
 """
 
 from __future__ import annotations

@@ -239,8 +239,8 @@ def table(spec: str, phis, alpha=None, beta=None, gamma=None, divisor=None,
 
     A row that equals a bundled variant (``efficientnet_b3``) carries
     ``torchvision``: ``{"params", "gflops", "crop", "macs_at_crop"}`` read
-    from ``torchvision.models.get_model_weights(name).DEFAULT.meta`` (None when
-    torchvision is absent or has no such model). ``gflops`` follow the MAC
+    from ``torchvision.models.get_model_weights(name).DEFAULT.meta`` as recorded in
+    :mod:`archdsl.published`'s data file (None when it has no such model). ``gflops`` follow the MAC
     convention, at the weights' crop size; ``macs_at_crop`` is archdsl's count there.
     """
     knobs = _knobs(None, alpha, beta, gamma, None, None, None, divisor)

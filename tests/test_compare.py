@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,12 +45,28 @@ def test_a_spec_file_has_no_published_accuracy(write_spec):
     assert "-" in format_table([row]).splitlines()[2]
 
 
-def test_unknown_names_and_missing_torchvision_degrade_gracefully(monkeypatch):
+def test_unknown_names_degrade_and_the_data_file_needs_no_torchvision(monkeypatch):
     assert published_top1("no_such_network") is None
     monkeypatch.setitem(sys.modules, "torchvision", None)  # import torchvision now fails
     monkeypatch.setitem(sys.modules, "torchvision.models", None)
-    assert published_top1("resnet18") is None
-    assert compare(["resnet18"])[0]["top1"] is None
+    assert published_top1("resnet18")["top1"] == 69.758
+    assert compare(["resnet18"])[0]["top1"] == 69.758
+
+
+def test_published_data_file_equals_torchvision_metadata():
+    """published.json is what ``python -m archdsl.published`` would write from this torchvision."""
+    pytest.importorskip("torchvision")
+    from archdsl.published import _table, generate
+    assert generate() == _table()
+
+
+def test_compare_and_scale_table_import_no_torchvision():
+    code = ("import sys; from archdsl.cli import main; main(['compare', 'resnet18', 'efficientnet_b0']); "
+            "main(['scale', 'efficientnet', '--table', '0..1']); "
+            "bad = [m for m in ('torch', 'torchvision') if m in sys.modules]; assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(Path(__file__).resolve().parent.parent))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "77.69" in proc.stdout and "efficientnet_b1" in proc.stdout
 
 
 def test_table_names_its_sources():

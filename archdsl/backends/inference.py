@@ -69,7 +69,8 @@ class FusedConv2d(nn.Module):
 
     def pack(self, batch: int = 1) -> None:
         """Reorder the weight once for oneDNN (call after the weights are loaded)."""
-        if self.prepack:
+        self._packed = None
+        if self.prepack and self.weight.dtype == torch.float32 and self.weight.device.type == "cpu":
             self._packed = torch.ops.mkldnn._reorder_convolution_weight(
                 self.weight, self.padding, self.stride,
                 self.dilation, self.groups, [batch, *self.in_shape])
@@ -170,15 +171,20 @@ def emit_inference(arch: Architecture, onednn: bool = True) -> fx.GraphModule:
     for node, data in arch.ops(include_aux=False):
         args = tuple(values[s] for s in inputs_of(arch.graph, node))
         if data["op"] == "conv":
-            module = FusedConv2d(data["attrs"], data["in_shapes"][0], data.get("activation"), onednn,
-                                 bool(data.get("prepack")))
+            with torch.device("meta"):  # the weights are assigned from the derived state
+                module = FusedConv2d(data["attrs"], data["in_shapes"][0], data.get("activation"), onednn,
+                                     bool(data.get("prepack")))
             _set_submodule(owner, data["name"], module)
             values[node] = graph.call_module(data["name"], args)
             continue
         lowering = LOWERINGS[data["op"]]
         inplace = bool(data.get("inplace"))
         if lowering.module is not None:
-            _set_submodule(owner, data["name"], lowering.module(data["attrs"], data["in_shapes"][0], inplace))
+            # no random initialisation for tensors the state will replace (those of ops with
+            # parameters); constant buffers (ChannelAffine's) are made for real
+            with torch.device("meta" if data["params"] else "cpu"):
+                module = lowering.module(data["attrs"], data["in_shapes"][0], inplace)
+            _set_submodule(owner, data["name"], module)
             values[node] = graph.call_module(data["name"], args)
         else:
             values[node] = lowering.function(graph, list(args), data["attrs"], inplace)
@@ -196,9 +202,12 @@ def compile_inference(arch: Architecture, state: dict, onednn: bool = True) -> f
     a tensor the graph needs is missing.
     """
     module = emit_inference(arch, onednn)
-    floats = [t.dtype for t in state.values() if torch.is_tensor(t) and t.is_floating_point()]
-    if floats:  # build in the weights' dtype (float64 weights give a float64 module)
-        module.to(dtype=floats[0])
+    floats = [t for t in state.values() if torch.is_tensor(t) and t.is_floating_point()]
+    if floats:  # constant buffers follow the weights' dtype and device (float64 weights: float64)
+        for sub in module.modules():
+            for key, buf in sub._buffers.items():
+                if buf is not None and not buf.is_meta and buf.is_floating_point():
+                    sub._buffers[key] = buf.to(floats[0])
     derived = derive_state(arch, state)
     own = module.state_dict()
     missing = [k for k in own if k not in derived]
@@ -254,3 +263,25 @@ def reference_state(arch: Architecture, weights=None) -> dict:
 def optimise(arch: Architecture) -> Architecture:
     """The IR after :data:`INFERENCE_PIPELINE` (what :func:`build_inference` emits)."""
     return run_pipeline(arch, INFERENCE_PIPELINE)
+
+
+def export_package(arch: Architecture, state: dict, path, batch: int = 1):
+    """Compile ahead of time: ``torch.export`` of the optimised graph, packaged by AOTInductor.
+
+    ``arch`` is the network after the default pipeline and ``state`` its state
+    dict (training layout); the package takes float32 inputs of shape
+    ``(batch, *arch.input_shape)``. Needs a C++ compiler (AOTInductor compiles
+    the generated kernels); takes as long as ``torch.compile``. Returns the
+    package path; :func:`load_package` loads it back in about a second.
+    """
+    module = compile_inference(run_pipeline(arch, INFERENCE_PIPELINE), state, onednn=False)
+    example = torch.randn(batch, *arch.input_shape)
+    with torch.no_grad():
+        exported = torch.export.export(module, (example,))
+        return torch._inductor.aoti_compile_and_package(
+            exported, package_path=str(path), inductor_configs={"freezing": True})
+
+
+def load_package(path):
+    """A callable running a package written by :func:`export_package` (``model(x)`` → logits)."""
+    return torch._inductor.aoti_load_package(str(path))

@@ -6,8 +6,6 @@ import argparse
 import json
 
 from ..errors import Source, SpecError
-from ..frontend.expr import Env, Evaluator
-from ..frontend.parser import parse_expression
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser,
@@ -25,6 +23,12 @@ def add_spec_arguments(parser: argparse.ArgumentParser,
 
 def parse_overrides(items: list[str]) -> dict:
     """``["k=v", …]`` → ``{k: value}``, each value parsed and evaluated as a spec expression."""
+    if not items:
+        return {}
+    # imported here: the parser costs a grammar build, which --help and list never need
+    from ..frontend.expr import Env, Evaluator
+    from ..frontend.parser import parse_expression
+
     out = {}
     for item in items:
         key, sep, text = item.partition("=")

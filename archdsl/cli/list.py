@@ -15,19 +15,20 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..api import load
+    from ..frontend.index import read_index
     from ..frontend.resolve import entries
 
     table = entries()
     if args.names:
         print("\n".join(sorted(table)))
         return 0
+    index = read_index() or {}  # current index: nothing to elaborate
     rows = []
     for name in sorted(table, key=lambda n: (table[n].family, n)):
         entry = table[name]
-        arch = load(str(entry.path), entry.variant)
+        facts = index.get(name) or _elaborated(entry)
         rows.append({"name": name, "family": entry.family, "spec": entry.path.name,
-                     "params": arch.parameter_count(), "input_shape": list(arch.input_shape)})
+                     "params": facts["params"], "input_shape": list(facts["input_shape"])})
     if args.json:
         print_json(rows)
         return 0
@@ -36,3 +37,11 @@ def run(args) -> int:
         print(f"{r['name']:<24} {r['family']:<16} {r['spec']:<22} {r['params']:>13,}  "
               f"{'x'.join(map(str, r['input_shape']))}")
     return 0
+
+
+def _elaborated(entry) -> dict:
+    """Parameter count and input shape by elaboration (the index is stale or lacks the name)."""
+    from ..api import load
+
+    arch = load(str(entry.path), entry.variant)
+    return {"params": arch.parameter_count(), "input_shape": arch.input_shape}

@@ -23,15 +23,7 @@ from .parser import parse_file
 GROUP_KINDS = ("branch", "seq")
 
 
-def _specs_dir() -> Path:
-    package = Path(__file__).resolve().parent.parent
-    packaged = package / "specs"  # inside an installed wheel
-    if packaged.is_dir():
-        return packaged
-    return package.parent / "specs"  # a source checkout
-
-
-SPECS_DIR = _specs_dir()
+from .index import SPECS_DIR, read_index
 
 
 @dataclass(frozen=True)
@@ -44,7 +36,19 @@ class ZooEntry:
 
 @functools.lru_cache(maxsize=None)
 def entries() -> dict[str, ZooEntry]:
-    """Every bundled name: each variant of each spec, and each family without variants."""
+    """Every bundled name: each variant of each spec, and each family without variants.
+
+    Read from the zoo index while it is current (no spec is parsed), else
+    found by parsing every spec file (:func:`scan_entries`).
+    """
+    index = read_index()
+    if index is None:
+        return scan_entries()
+    return {name: ZooEntry(name, SPECS_DIR / e["spec"], e["variant"], e["family"]) for name, e in index.items()}
+
+
+def scan_entries() -> dict[str, ZooEntry]:
+    """:func:`entries` found by parsing every bundled spec file."""
     out: dict[str, ZooEntry] = {}
     for path in sorted(SPECS_DIR.glob("*.arch")):
         module = parse_file(path)
