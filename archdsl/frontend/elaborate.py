@@ -257,8 +257,10 @@ class Elaborator(GraphItems):
                 raise SpecError(f"argument {kw.name!r} is given twice", kw.span)
             kwargs[kw.name] = ev(kw.value)
         if callee in self.library.blocks:
+            # `Detect(…) as detect`: the block's results also read as @detect.key
+            results_as = self.name_text(head.bind, env, value, pattern=True) if head.bind else None
             return self.call_block(self.library.blocks[callee], head, args, kwargs, value, scope, label,
-                                   label_span or head.span)
+                                   label_span or head.span, results_as)
         if callee in REGISTRY and callee not in joins():
             return self.call_op(callee, head, args, kwargs, value, scope, label, label_span or head.span)
         if callee in joins():
@@ -412,7 +414,7 @@ class Elaborator(GraphItems):
         return f"{path}_{n}"
 
     def call_block(self, block: ast.BlockDef, head: ast.Head, args, kwargs, value: Value,
-                   scope: Scope, label: str | None, name_span: Span) -> Value:
+                   scope: Scope, label: str | None, name_span: Span, results_as: str | None = None) -> Value:
         if block.name in self.block_stack:
             cycle = " → ".join(self.block_stack[self.block_stack.index(block.name):] + [block.name])
             raise SpecError(f"block {block.name!r} calls itself ({cycle})", head.span,
@@ -447,6 +449,8 @@ class Elaborator(GraphItems):
             self.init_rules = rules  # a block's own rules end with it
         relative = ".".join(inner.path[len(outer.root):])
         outer.export(relative, frame)
+        if results_as is not None:
+            outer.export(results_as, frame)
         outer.bind(relative, out)  # an unlabelled call too: @backbone.4
         return out
 
