@@ -337,9 +337,19 @@ def test_block_errors_name_the_instance_and_where_it_was_called():
     with pytest.raises(SpecError) as info:
         archdsl.load("inception_v3", input_shape=(3, 74, 74), aux_logits=False)
     err = info.value
-    assert err.span.source.path == str(spec) and err.line == 27
-    assert err.notes[0] == f"in Mixed_7a.branch3x3_2 (block basic_conv), called from {spec}:75:60"
-    assert err.notes[1] == f"in Mixed_7a (block inception_d), called from {spec}:130:15"
+    lines = spec.read_text().splitlines()
+
+    def line_of(text: str) -> int:  # where the spec writes `text` (the spec may gain lines above)
+        return next(i for i, line in enumerate(lines, 1) if text in line)
+
+    conv_line = line_of("block basic_conv") + 1
+    call = line_of("branch3x3_2: basic_conv")
+    mixed = line_of("Mixed_7a: inception_d")
+    assert err.span.source.path == str(spec) and err.line == conv_line
+    assert err.notes[0] == (f"in Mixed_7a.branch3x3_2 (block basic_conv), called from "
+                            f"{spec}:{call}:{lines[call - 1].index('basic_conv(320') + 1}")
+    assert err.notes[1] == (f"in Mixed_7a (block inception_d), called from "
+                            f"{spec}:{mixed}:{lines[mixed - 1].index('inception_d') + 1}")
     text = err.format()
     assert "kernel 3" in text and "Mixed_7a.branch3x3_2" in text
 

@@ -255,6 +255,19 @@ Item = Union[Line, Group, Repeat, For, If, Aux, Let, Output, InitRule]
 # ---- top level ------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class ArchDecl:
+    """``arch resnet``: the family name (used for messages and the default network name)."""
+    name: str
+
+
+@dataclass(frozen=True)
+class NetworkDef:
+    """``network:`` and its items."""
+    span: Span
+    items: tuple
+
+
+@dataclass(frozen=True)
 class Param:
     span: Span
     name: str

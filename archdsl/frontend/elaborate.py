@@ -97,8 +97,6 @@ class Elaborator(GraphItems):
         return value
 
     def item(self, item, value: Value, env: Env, scope: Scope) -> Value:
-        if isinstance(item, tuple):  # ("let", Let) from the transformer
-            item = item[1]
         if isinstance(item, ast.Let):
             bind_target(item.target, self.evaluator(env, value)(item.value), env)
             return value
@@ -555,7 +553,7 @@ class Elaborator(GraphItems):
                 count += len(item.chains)
             elif isinstance(item, ast.Group):
                 count += 1
-            elif not (isinstance(item, tuple) and item[0] == "let"):
+            elif not isinstance(item, ast.Let):
                 raise SpecError("concat(split = true) needs its branches written out, one per line",
                                 item.span)
         return count
@@ -563,8 +561,6 @@ class Elaborator(GraphItems):
     def branch_thunks(self, items, env: Env, scope: Scope):
         """Yield ``(span, run)`` per branch of a join body; ``run(value)`` elaborates it."""
         for item in items:
-            if isinstance(item, tuple):
-                item = item[1]
             if isinstance(item, ast.Let):
                 bind_target(item.target, self.evaluator(env, None)(item.value), env)
             elif isinstance(item, ast.Line):

@@ -92,42 +92,42 @@ class AstBuilder(Transformer):
         params, variants, imports, lets, functions, blocks = [], [], [], [], [], []
         arch_name = input_decl = network = network_span = None
         inputs = []
-        for item in items:
-            kind, value = item
-            if kind == "arch":
-                arch_name = value
-            elif kind == "input":
-                input_decl = input_decl or value
-                inputs.append(value)
-            elif kind == "network":
-                network, network_span = value
+        lists = {ast.ParamDecl: params, ast.Variant: variants, ast.Import: imports, ast.Let: lets,
+                 ast.FnDef: functions, ast.BlockDef: blocks}
+        for item in items:  # every top-level rule returns a typed node
+            if isinstance(item, ast.ArchDecl):
+                arch_name = item.name
+            elif isinstance(item, ast.InputDecl):
+                input_decl = input_decl or item
+                inputs.append(item)
+            elif isinstance(item, ast.NetworkDef):
+                network, network_span = item.items, item.span
             else:
-                {"param": params, "variant": variants, "import": imports, "let": lets,
-                 "fn": functions, "block": blocks}[kind].append(value)
+                lists[type(item)].append(item)
         return ast.Module(self._span(meta), arch_name, input_decl, tuple(params), tuple(variants),
                           tuple(imports), tuple(lets), tuple(functions), tuple(blocks), network,
                           network_span, tuple(inputs))
 
     def arch_decl(self, args):
-        return ("arch", str(args[0]))
+        return ast.ArchDecl(str(args[0]))
 
     @v_args(meta=True)
     def input_decl(self, meta, dims):
-        return ("input", ast.InputDecl(self._span(meta), tuple(dims)))
+        return ast.InputDecl(self._span(meta), tuple(dims))
 
     @v_args(meta=True)
     def named_input(self, meta, args):
         name, *dims = args
-        return ("input", ast.InputDecl(self._span(name), tuple(dims), str(name)))
+        return ast.InputDecl(self._span(name), tuple(dims), str(name))
 
     @v_args(meta=True)
     def param_decl(self, meta, args):
-        return ("param", ast.ParamDecl(self._span(args[0]), str(args[0]), args[1]))
+        return ast.ParamDecl(self._span(args[0]), str(args[0]), args[1])
 
     @v_args(meta=True)
     def variant_decl(self, meta, args):
         assigns = tuple(a for a in args[1:] if a is not None)
-        return ("variant", ast.Variant(self._span(args[0]), str(args[0]), assigns))
+        return ast.Variant(self._span(args[0]), str(args[0]), assigns)
 
     @v_args(meta=True)
     def assign(self, meta, args):
@@ -135,27 +135,26 @@ class AstBuilder(Transformer):
 
     @v_args(meta=True)
     def import_decl(self, meta, args):
-        return ("import", ast.Import(self._span(args[0]), str(args[0])[1:-1]))
+        return ast.Import(self._span(args[0]), str(args[0])[1:-1])
 
     @v_args(meta=True)
     def fn_inline(self, meta, args):
         name, params, result = args
-        return ("fn", ast.FnDef(self._span(name), str(name), params or (), (), result))
+        return ast.FnDef(self._span(name), str(name), params or (), (), result)
 
     @v_args(meta=True)
     def fn_body(self, meta, args):
         name, params, *lets, result = args
-        lets = tuple(value for _, value in lets)
-        return ("fn", ast.FnDef(self._span(name), str(name), params or (), lets, result))
+        return ast.FnDef(self._span(name), str(name), params or (), tuple(lets), result)
 
     @v_args(meta=True)
     def block_def(self, meta, args):
         name, params, body = args
-        return ("block", ast.BlockDef(self._span(name), str(name), params or (), body))
+        return ast.BlockDef(self._span(name), str(name), params or (), body)
 
     @v_args(meta=True)
     def network_def(self, meta, args):
-        return ("network", (args[0], self._span(meta)))
+        return ast.NetworkDef(self._span(meta), args[0])
 
     def params(self, args):
         return tuple(a for a in args if a is not None)
@@ -288,7 +287,7 @@ class AstBuilder(Transformer):
 
     @v_args(meta=True)
     def let_stmt(self, meta, args):
-        return ("let", ast.Let(self._span(meta), args[0], args[1]))
+        return ast.Let(self._span(meta), args[0], args[1])
 
     @v_args(meta=True)
     def targets(self, meta, args):

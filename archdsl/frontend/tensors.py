@@ -110,8 +110,8 @@ def declared_names(items) -> dict[str, int]:
 
     def walk(body):
         for item in body or ():
-            if isinstance(item, tuple):
-                continue  # a `let`
+            if isinstance(item, ast.Let):
+                continue
             if isinstance(item, ast.Line):
                 for chain in item.chains:
                     note(chain.label)
