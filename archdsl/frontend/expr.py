@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import math
 import itertools
+import math
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable
