@@ -88,3 +88,34 @@ def test_declared_init_shows_in_summary_and_json():
     row = next(r for r in data["rows"] if r["name"] == "encoder.layers.encoder_layer_0.mlp.0")
     assert row["init"] == {"weight": "xavier_uniform", "bias": "normal(std = 1e-06)"}
     assert "init" not in next(r for r in data["rows"] if r["name"] == "encoder.ln")
+
+
+@pytest.mark.parametrize("line, col, words", [
+    ("conv(4, 3, init = 5)", 23, "an init must be an initialiser, got an integer"),
+    ("relu(init = zeros)", 17, "relu has no learnable tensors to initialise here"),
+    ("conv(4, 3, bias = false, bias_init = zeros)", 42, "conv has no bias to initialise here"),
+    ("conv(4, 3, init = normal(sd = 1))", 23, "normal has no argument 'sd'"),
+    ("conv(4, 3, init = trunc_normal(a = 3))", 23, "trunc_normal needs a < b"),
+    ("init convv.weight = zeros", 5, "unknown op 'convv' in an init rule"),
+    ("init conv.scale = zeros", 5, "an init rule sets a weight or a bias, not 'scale'"),
+    ("relu(inplace = 1)", 20, "inplace must be true or false"),
+])
+def test_init_errors_are_located(line, col, words):
+    from archdsl.errors import SpecError
+    with pytest.raises(SpecError) as info:
+        archdsl.loads(f"arch t\ninput 3 x 8 x 8\nnetwork:\n    {line}\n", path="net.arch")
+    assert words in str(info.value)
+    assert (info.value.span.line, info.value.span.column) == (4, col)
+
+
+def test_rules_end_with_their_block_and_ops_override_them():
+    arch = archdsl.loads(
+        "arch t\ninput 3 x 8 x 8\n"
+        "block b():\n    init conv.weight = ones\n    inner: conv(4, 1)\n"
+        "network:\n    init conv.bias = zeros\n    b()\n    after: conv(4, 1)\n"
+        "    own: conv(4, 1, init = constant(2), bias_init = default)\n")
+    inits = {d["name"]: {r: i.text() for r, i in d.get("init", {}).items()} for _, d in arch.ops()}
+    assert inits == {"0.inner": {"weight": "ones", "bias": "zeros"}, "after": {"bias": "zeros"},
+                     "own": {"weight": "constant(value = 2.0)"}}
+    model = arch.to_torch()
+    assert torch.all(model.own.weight == 2) and not model.after.bias.any()

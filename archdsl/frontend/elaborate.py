@@ -20,11 +20,11 @@ import networkx as nx
 from . import ast
 from ..errors import ShapeError, SpecError, Span, describe, is_int, shape_text, suggest
 from . import limits
-from .expr import Env, Evaluator, InitMaker, bind_arguments, bind_target, metering, truth
+from .expr import Env, Evaluator, bind_arguments, bind_target, metering, truth
 from ..ir.graph import Architecture, verify
-from ..ir.init import Init
-from ..ir.ops import REGISTRY, ArgProblem, Category, ShapeProblem, joins
+from ..ir.ops import REGISTRY, ArgProblem, ShapeProblem, joins
 from .graph_items import GraphItems
+from .initialise import InitRules, take_init_keywords, take_inplace_keyword
 from .names import check_label
 from .resolve import GROUP_KINDS, Library, load_library, resolve_params
 from .tensors import (NAME_EXPECTED, NAME_PATTERN, Frame, GraphEvaluator, Value, is_tensor)
@@ -65,7 +65,7 @@ class Elaborator(GraphItems):
         self.network_frame = self.frame
         self.outputs: dict[str, str] = {}
         self.output_spans: dict[str, Span] = {}
-        self.init_rules: dict = {}  # (op, role) → Init, from `init op.role = …` items in force
+        self.init_rules = InitRules()
 
     def run(self, variant: str | None, overrides: dict, input_shape: tuple | None = None) -> Architecture:
         if self.module.network is None:
@@ -115,8 +115,8 @@ class Elaborator(GraphItems):
             return self.aux_branch(item, value, env, scope)
         if isinstance(item, ast.Output):
             return self.output(item, value, env)
-        if isinstance(item, ast.InitRule):
-            self.init_rule(item, env, value)
+        if isinstance(item, ast.InitRule):  # for the rest of this block, blocks it calls included
+            self.init_rules.add(item, self.evaluator(env, value)(item.value))
             return value
         raise AssertionError(f"unknown item {item!r}")
 
@@ -270,13 +270,13 @@ class Elaborator(GraphItems):
 
     def call_op(self, op: str, head: ast.Head, args, kwargs, value: Value, scope: Scope,
                 label: str | None, name_span: Span) -> Value:
-        declared = {role: kwargs.pop(key) for role, key in INIT_KEYWORDS.items() if key in kwargs}
-        inplace = self.inplace_keyword(op, head, kwargs)
+        declared = take_init_keywords(kwargs)
+        inplace = take_inplace_keyword(op, head, kwargs)
         tensors = {k: v for k, v in kwargs.items() if isinstance(v, Value)}  # resize(like = @t)
         attrs = self.bind_args(op, head, args, {k: v for k, v in kwargs.items() if k not in tensors})
         if not REGISTRY[op].traits.emits_node:
             return value
-        inits = self.node_inits(op, attrs, head, declared)
+        inits = self.init_rules.for_op(op, attrs, head, declared)
         inputs = [value]
         for key, tensor in tensors.items():
             attrs[key] = tensor.shape
@@ -299,44 +299,6 @@ class Elaborator(GraphItems):
         if label == UNNAMED:
             return op, False
         return (label, True) if label is not None else (scope.next_index(), False)
-
-    def inplace_keyword(self, op: str, head: ast.Head, kwargs: dict):
-        """``inplace = false`` on an activation: never overwrite the input (None when not written)."""
-        if "inplace" not in kwargs or REGISTRY[op].category is not Category.ACTIVATION:
-            return None
-        value = kwargs.pop("inplace")
-        if not isinstance(value, bool):
-            span = next(kw.value.span for kw in head.kwargs if kw.name == "inplace")
-            raise SpecError(f"inplace must be true or false, got {describe(value)}", span)
-        return value
-
-    # ---- initialisation --------------------------------------------------------------
-
-    def init_rule(self, rule: ast.InitRule, env: Env, value: Value) -> None:
-        """``init op.role = …``: applies to later ops in this block and the blocks they call."""
-        if rule.op not in REGISTRY or not REGISTRY[rule.op].traits.emits_node:
-            raise SpecError(f"unknown op {rule.op!r} in an init rule", rule.span,
-                            expected="init <op>.weight = … or init <op>.bias = …",
-                            hint=suggest(rule.op, REGISTRY))
-        if rule.role not in INIT_KEYWORDS:
-            raise SpecError(f"an init rule sets a weight or a bias, not {rule.role!r}", rule.span,
-                            expected=f"init {rule.op}.weight = … or init {rule.op}.bias = …")
-        self.init_rules[(rule.op, rule.role)] = as_init(self.evaluator(env, value)(rule.value),
-                                                       rule.value.span)
-
-    def node_inits(self, op: str, attrs: dict, head: ast.Head, declared: dict) -> dict:
-        """The op's initialisers by role: the rules in force, then its own init/bias_init."""
-        roles = REGISTRY[op].inits(attrs)
-        inits = {role: self.init_rules[(op, role)] for role in roles if (op, role) in self.init_rules}
-        for role, raw in declared.items():
-            span = next(kw.value.span for kw in head.kwargs if kw.name == INIT_KEYWORDS[role])
-            if role not in roles:
-                what = "learnable tensors" if not roles else f"a {role}"
-                raise SpecError(f"{op} has no {what} to initialise here", span,
-                                expected=f"init only for {', '.join(roles)}" if roles else "no init")
-            if raw is not None:
-                inits[role] = as_init(raw, span)
-        return {role: init for role, init in inits.items() if init.kind != "default"}
 
     def bind_args(self, op: str, head: ast.Head, args, kwargs) -> dict:
         """Validate an op's arguments; errors point at the offending argument."""
@@ -419,7 +381,7 @@ class Elaborator(GraphItems):
                             hint="blocks cannot be recursive; use repeat for repetition")
         if len(self.block_stack) >= self.limits.max_block_depth:
             raise SpecError(f"blocks nest deeper than {self.limits.max_block_depth}", head.span)
-        global_env, rules = self.global_env, dict(self.init_rules)
+        global_env, rules = self.global_env, self.init_rules.snapshot()
         bound = bind_arguments(f"block {block.name}", block.params, args, kwargs, head.span,
                                Evaluator(global_env, value.shape))
         name = label if label is not None else scope.next_index()
@@ -444,7 +406,7 @@ class Elaborator(GraphItems):
         finally:
             self.block_stack.pop()
             self.frame = outer
-            self.init_rules = rules  # a block's own rules end with it
+            self.init_rules.restore(rules)  # a block's own rules end with it
         relative = ".".join(inner.path[len(outer.root):])
         outer.export(relative, frame)
         if results_as is not None:
@@ -664,21 +626,6 @@ class Elaborator(GraphItems):
             raise SpecError(f"auxiliary output {name!r} has no ops", item.span)
         self.aux_outputs[scope.join(name)] = out.node
         return value
-
-
-INIT_KEYWORDS = {"weight": "init", "bias": "bias_init"}  # role → the op keyword that sets it
-
-
-def as_init(value, span: Span) -> Init:
-    """An initialiser value from a spec expression (``zeros``, ``normal(std = 0.01)``, ``xavier_uniform``)."""
-    if isinstance(value, InitMaker):
-        return value.make([], {}, span)
-    if not isinstance(value, Init):
-        raise SpecError(f"an init must be an initialiser, got {describe(value)}", span,
-                        expected="zeros, ones, constant(v), uniform(a, b), normal(mean, std), "
-                                 "trunc_normal(std = …), kaiming_normal(…), kaiming_uniform(…), "
-                                 "xavier_uniform(…), xavier_normal(…) or default")
-    return value
 
 
 def elaborate(module: ast.Module, path: str, variant: str | None = None,
