@@ -159,6 +159,24 @@ def list_models() -> list[str]:
     return sorted(entries())
 
 
+def zoo_index() -> dict:
+    """The zoo index's content (``specs/index.json``), by parsing and elaborating every bundled name.
+
+    ``{"digests": {spec file: sha256}, "models": {name: {"spec", "variant",
+    "family", "params", "input_shape"}}}``; slow (seconds). ``archdsl list
+    --write-index`` writes it.
+    """
+    from .frontend.index import digests
+    from .frontend.resolve import scan_entries
+
+    models = {}
+    for name, entry in sorted(scan_entries().items()):
+        arch = elaborate_spec(parse_file(entry.path), str(entry.path), entry.variant)
+        models[name] = {"spec": entry.path.name, "variant": entry.variant, "family": entry.family,
+                        "params": arch.parameter_count(), "input_shape": list(arch.input_shape)}
+    return {"digests": digests(), "models": models}
+
+
 def spec_path(name: str) -> Path:
     """The file a bundled name (or path) resolves to."""
     return resolve(name)[0]

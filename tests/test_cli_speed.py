@@ -42,10 +42,11 @@ def test_list_elaborates_nothing():
 
 
 def test_zoo_index_equals_live_elaboration():
-    """specs/index.json is what ``python -m archdsl.frontend.index`` writes from these specs."""
-    from archdsl.frontend.index import INDEX, build_index, read_index
-    assert read_index() is not None, "specs/index.json is stale: run python -m archdsl.frontend.index"
-    assert json.loads(INDEX.read_text()) == json.loads(json.dumps(build_index()))
+    """specs/index.json is what ``archdsl list --write-index`` writes from these specs."""
+    from archdsl.api import zoo_index
+    from archdsl.frontend.index import INDEX, read_index
+    assert read_index() is not None, "specs/index.json is stale: run archdsl list --write-index"
+    assert json.loads(INDEX.read_text()) == json.loads(json.dumps(zoo_index()))
 
 
 def test_a_stale_index_is_ignored(tmp_path, monkeypatch):

@@ -14,8 +14,6 @@ ahead-of-time path (``torch.export`` + AOTInductor).
 
 from __future__ import annotations
 
-import types
-
 import torch
 import torch.fx as fx
 from torch import nn
@@ -220,7 +218,8 @@ def compile_inference(arch: Architecture, state: dict, onednn: bool = True) -> f
             sub.pack()
     module.requires_grad_(False)
     module.eval()
-    module.train = types.MethodType(_eval_only_train, module)
+    # fx gives every GraphModule its own class: overriding train there touches no other module
+    type(module).train = _eval_only_train
     return module
 
 

@@ -11,6 +11,9 @@ def register(subparsers) -> None:
                                           "spec file and parameter count.")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--names", action="store_true", help="print only the names, one per line")
+    p.add_argument("--write-index", action="store_true",
+                   help="regenerate specs/index.json by elaborating every bundled name (after "
+                        "adding or changing a bundled spec)")
     p.set_defaults(func=run)
 
 
@@ -18,6 +21,13 @@ def run(args) -> int:
     from ..frontend.index import read_index
     from ..frontend.resolve import entries
 
+    if args.write_index:
+        from ..api import zoo_index
+        from ..frontend.index import INDEX, write_index
+        write_index(zoo_index())
+        entries.cache_clear()
+        print(f"wrote {INDEX}")
+        return 0
     table = entries()
     if args.names:
         print("\n".join(sorted(table)))

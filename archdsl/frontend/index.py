@@ -1,7 +1,7 @@
 """The bundled zoo's index: every name's spec, variant, family, parameter count and input shape.
 
-``specs/index.json`` is generated (``python -m archdsl.frontend.index``) by
-parsing and elaborating every bundled name, and records a digest of each spec
+``specs/index.json`` is generated (``archdsl list --write-index``, which
+calls :func:`archdsl.api.zoo_index`) by parsing and elaborating every bundled name, and records a digest of each spec
 file it read. :func:`read_index` returns it only while every digest still
 matches the files (else None, and callers parse and elaborate as before), so
 ``archdsl list`` prints fifty networks without elaborating one, and resolving
@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 
@@ -45,20 +44,7 @@ def read_index() -> dict | None:
     return data["models"]
 
 
-def build_index() -> dict:
-    """The index's content, by parsing and elaborating every bundled name (slow: seconds)."""
-    from .elaborate import elaborate
-    from .parser import parse_file
-    from .resolve import scan_entries
-
-    models = {}
-    for name, entry in sorted(scan_entries().items()):
-        arch = elaborate(parse_file(entry.path), str(entry.path), entry.variant, {}, None)
-        models[name] = {"spec": entry.path.name, "variant": entry.variant, "family": entry.family,
-                        "params": arch.parameter_count(), "input_shape": list(arch.input_shape)}
-    return {"digests": digests(), "models": models}
-
-
-if __name__ == "__main__":  # python -m archdsl.frontend.index  (rewrites specs/index.json)
-    INDEX.write_text(json.dumps(build_index(), indent=1, sort_keys=True) + "\n")
-    print(f"wrote {INDEX}", file=sys.stderr)
+def write_index(content: dict) -> None:
+    """Write ``content`` (from :func:`archdsl.api.zoo_index`) as the index file."""
+    INDEX.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")
+    read_index.cache_clear()
