@@ -77,8 +77,8 @@ for _name in ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"):
 FIXED_INPUT |= {n for n in ORACLES if n.startswith("vit")}
 
 
-# The size tier: networks of more than 60 M parameters run their output comparison only on CI
-# (CI=true) or with `-m slow`; their parameter counts are always checked.
+# The size tier: networks of more than 60 M parameters run their output comparison only with
+# ARCHDSL_SLOW=1 or `-m slow`; their parameter counts are always checked.
 # tests/test_zoo.py::test_slow_tier_is_the_largest_networks keeps this list honest.
 SLOW_PARAMS = 60_000_000
 SLOW = {"alexnet", "wide_resnet50_2", "wide_resnet101_2", "resnet152", "resnext101_32x8d",
