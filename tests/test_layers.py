@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "archdsl"
 LAYERS = [
     ("archdsl.errors", 0), ("archdsl.ir", 1), ("archdsl.frontend", 2), ("archdsl.backends", 3),
     ("archdsl.api", 4), ("archdsl.published", 4), ("archdsl.scale", 5), ("archdsl.compare", 5), ("archdsl.training", 5),
-    ("archdsl.models", 5),
+    ("archdsl.models", 5), ("archdsl.export", 5),
     ("archdsl.cli", 7), ("archdsl.__main__", 8), ("archdsl", 6),
 ]
 SANCTIONED = {("archdsl.ir.graph", "archdsl.backends.torch_fx"),

@@ -16,7 +16,8 @@ from .. import __version__
 from ..errors import ArchError
 
 # The commands, in the order ``--help`` lists them; each is a module of this package.
-COMMANDS = ["compile", "check", "list", "ops", "summary", "render", "compare", "scale", "train", "eval"]
+COMMANDS = ["compile", "check", "list", "ops", "summary", "render", "compare", "scale", "train", "eval",
+            "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:
