@@ -3,6 +3,7 @@
     >>> import archdsl
     >>> arch = archdsl.load("resnet50")          # elaborate: IR graph, shapes, params
     >>> model = archdsl.build("resnet50")        # compile: a torch.fx.GraphModule
+    >>> model = archdsl.create_model("resnet50", num_classes=10)   # timm's interface
 
 The package is the pipeline: ``frontend`` (text → IR), ``ir`` (graph, op
 registry, passes), ``backends`` (torch, weights, diagram, summary table,
@@ -21,7 +22,8 @@ import sys as _sys
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "build": ".api", "elaborate_spec": ".api", "list_models": ".api", "load": ".api", "loads": ".api",
+    "build": ".api", "elaborate_spec": ".api", "load": ".api", "loads": ".api",
+    "create_model": ".models", "list_models": ".models", "transforms": ".published",
     "parse_spec": ".api", "spec_path": ".api", "scale": ".scale", "Architecture": ".ir.graph",
     "ArchError": ".errors", "ShapeError": ".errors", "SpecError": ".errors", "SpecNotFoundError": ".errors",
     "SpecSyntaxError": ".errors", "WeightsError": ".errors",
@@ -30,7 +32,8 @@ _EXPORTS = {
 _ALIASES = {__name__ + ".render": __name__ + ".backends.dot", __name__ + ".summary": __name__ + ".backends.table"}
 
 __all__ = [
-    "load", "loads", "build", "scale", "list_models", "parse_spec", "elaborate_spec", "spec_path",
+    "load", "loads", "build", "scale", "list_models", "create_model", "transforms", "parse_spec",
+    "elaborate_spec", "spec_path",
     "Architecture", "ArchError", "SpecError", "SpecSyntaxError", "ShapeError", "SpecNotFoundError",
     "WeightsError",
 ]

@@ -1,6 +1,6 @@
 """The package layering: every import in archdsl/ (function-local ones too) goes downward.
 
-errors < ir < frontend < backends < {api, published} < {scale, compare, training} < archdsl < cli.
+errors < ir < frontend < backends < {api, published} < {scale, compare, training, models} < archdsl < cli.
 The one sanctioned upward edge: ``Architecture.to_torch/summary/render`` in
 ``archdsl.ir.graph`` import their back end lazily.
 """
@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "archdsl"
 LAYERS = [
     ("archdsl.errors", 0), ("archdsl.ir", 1), ("archdsl.frontend", 2), ("archdsl.backends", 3),
     ("archdsl.api", 4), ("archdsl.published", 4), ("archdsl.scale", 5), ("archdsl.compare", 5), ("archdsl.training", 5),
+    ("archdsl.models", 5), ("archdsl.export", 5),
     ("archdsl.cli", 7), ("archdsl.__main__", 8), ("archdsl", 6),
 ]
 SANCTIONED = {("archdsl.ir.graph", "archdsl.backends.torch_fx"),

@@ -39,3 +39,18 @@ def test_installed_wheel_works_from_any_directory(wheel, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "25557032"
+
+
+def test_wheel_ships_license_and_examples(wheel, tmp_path):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"archdsl/examples/small_resnet.arch", "archdsl/examples/mnist_cnn.arch"} <= names
+    assert any(n.endswith("licenses/LICENSE") for n in names)
+    metadata = next(n for n in names if n.endswith("METADATA"))
+    text = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "License-Expression: MIT" in text and "Requires-Dist: numpy" in text and "Project-URL" in text
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = "import archdsl; print(archdsl.load('examples/small_resnet.arch').parameter_count())"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(site)),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -133,15 +133,20 @@ def test_input_replaces_a_fixed_input_shape():
 
 
 @pytest.mark.parametrize("text, expected", [("3x224x224", (3, 224, 224)), ("320", (320, 320)),
-                                            ("240x320", (240, 320)), ("1×28×28", (1, 28, 28))])
+                                            ("3x240x320", (3, 240, 320)), ("1×28×28", (1, 28, 28))])
 def test_parse_input(text, expected):
     assert parse_input(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "3x0x4", "axb", "1x2x3x4"])
+@pytest.mark.parametrize("text", ["", "3x0x4", "axb", "1x2x3x4", "-3"])
 def test_parse_input_rejects_nonsense(text):
     with pytest.raises(SpecError, match="--input expects"):
         parse_input(text)
+
+
+def test_parse_input_refuses_to_guess_two_numbers():
+    with pytest.raises(SpecError, match="ambiguous: write CxHxW"):
+        parse_input("3x224")  # once read as 3x3x224
 
 
 def test_cli_prints_the_table_and_names_the_convention(capsys):

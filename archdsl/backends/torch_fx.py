@@ -113,10 +113,9 @@ def boundary(graph: nx.DiGraph, nodes: set, outputs: set) -> tuple[list, list]:
 class _Codegen:
     """Emits one scope's graph; nested scopes become child modules."""
 
-    def __init__(self, arch: Architecture, outputs: set):
-        self.arch = arch
-        self.graph = arch.graph
-        self.outputs = outputs  # nodes the network returns: always a scope output
+    def __init__(self, graph: nx.DiGraph, outputs: set):
+        self.graph = graph  # the IR, or a view of the part being compiled
+        self.outputs = outputs  # nodes the module returns: always a scope output
 
     def members(self, scope: Scope) -> list:
         """Ops and child scopes of ``scope`` in an order that respects data flow.
@@ -269,13 +268,13 @@ def compile_module(arch: Architecture) -> fx.GraphModule:
     heads = {name: [(node, data["name"]) for node, data in arch.ops() if data.get("aux") == name]
              for name in arch.aux_outputs}
     outputs = set(arch.outputs.values()) | set(arch.aux_outputs.values())
-    codegen = _Codegen(arch, outputs)
+    codegen = _Codegen(arch.graph, outputs)
     root, graph = nn.Module(), fx.Graph()
     values = network_inputs(arch, graph)
     children = codegen.emit_members(codegen.members(scope_tree(main_ops)), root, graph, values)
     aux_results, aux_heads = {}, {}
     for aux, named in heads.items():
-        aux_heads[aux] = _aux_head(codegen, aux, named)
+        aux_heads[aux] = _aux_head(codegen, aux, named, arch.aux_outputs[aux])
         reads, _ = boundary(arch.graph, {n for n, _ in named}, outputs)
         if len(reads) != 1:
             raise NotImplementedError("an auxiliary head may read only one main-path value")
@@ -289,12 +288,26 @@ def compile_module(arch: Architecture) -> fx.GraphModule:
     return apply_init(module, arch)
 
 
-def _aux_head(codegen: _Codegen, aux: str, named: list) -> "AuxHead":
+def _aux_head(codegen: _Codegen, aux: str, named: list, out: str) -> "AuxHead":
     prefix = aux + "."
     relative = [(n, name[len(prefix):] if name.startswith(prefix) else name) for n, name in named]
     nodes = {n for n, _ in named}
     reads, _ = boundary(codegen.graph, nodes, set())
-    return AuxHead(codegen.compile_scope(scope_tree(relative), reads, [codegen.arch.aux_outputs[aux]]))
+    return AuxHead(codegen.compile_scope(scope_tree(relative), reads, [out]))
+
+
+def compile_region(arch: Architecture, nodes, reads: list, gives: list) -> nn.Module:
+    """A module computing ``gives`` from ``reads`` through main-path op ``nodes`` (IR node ids).
+
+    Used for parts of a network (its features, its head, a feature
+    extractor): scopes and module paths are the network's own, so the
+    state-dict keys are a subset of the whole network's. ``forward(*reads)``
+    returns one tensor, or a tuple when ``gives`` has several.
+    """
+    nodes = set(nodes)
+    view = arch.graph.subgraph(nodes | set(reads))
+    named = [(n, arch.graph.nodes[n]["name"]) for n in arch.execution_order if n in nodes]
+    return _Codegen(view, set(gives)).compile_scope(scope_tree(named), list(reads), list(gives))
 
 
 class AuxHead(nn.Module):

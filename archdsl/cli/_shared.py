@@ -49,14 +49,22 @@ def load_from_args(args, variant: str | None = None):
 
 
 def parse_input(text: str) -> tuple:
-    """``"3x224x224"`` → ``(3, 224, 224)``; ``"320"`` and ``"240x320"`` keep the spec's channels."""
+    """``"3x224x224"`` → ``(3, 224, 224)``; ``"320"`` → ``(320, 320)``, keeping the spec's channels.
+
+    Two numbers are refused: ``3x224`` could be channels and a side, or a
+    height and a width, and is never guessed.
+    """
     parts = text.lower().replace("×", "x").replace(",", "x").split("x")
     try:
         dims = tuple(int(p) for p in parts)
     except ValueError:
         dims = ()
-    if not 1 <= len(dims) <= 3 or any(d <= 0 for d in dims):
-        raise SpecError(f"--input expects CxHxW, HxW or a side in pixels (e.g. 3x224x224), got {text!r}")
+    if len(dims) == 2 and all(d > 0 for d in dims):
+        raise SpecError(f"--input {text!r} is ambiguous: write CxHxW (e.g. 3x{dims[0]}x{dims[1]} or "
+                        f"{dims[0]}x{dims[1]}x{dims[1]}) or one side in pixels")
+    if len(dims) not in (1, 3) or any(d <= 0 for d in dims):
+        raise SpecError(f"--input expects CxHxW or a side in pixels (e.g. 3x224x224 or 224), all positive; "
+                        f"got {text!r}")
     return (dims[0], dims[0]) if len(dims) == 1 else dims
 
 
@@ -72,7 +80,7 @@ def depth_arg(text: str) -> int:
 
 
 def input_arg(text: str) -> tuple:
-    """argparse type for ``--input``: ``CxHxW``, ``HxW`` or one side."""
+    """argparse type for ``--input``: ``CxHxW`` or one side."""
     try:
         return parse_input(text)
     except SpecError as err:

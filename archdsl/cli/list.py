@@ -7,8 +7,12 @@ from ._shared import print_json
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("list", help="list the bundled models",
-                              description="List every bundled model name with its family, "
+                              description="List the bundled model names matching PATTERN with their family, "
                                           "spec file and parameter count.")
+    p.add_argument("pattern", nargs="?", default="*", metavar="PATTERN",
+                   help="shell-style name pattern, e.g. 'resnet*' (default: all)")
+    p.add_argument("--pretrained", action="store_true",
+                   help="only names with published weights (torchvision's weights metadata)")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--names", action="store_true", help="print only the names, one per line")
     p.add_argument("--write-index", action="store_true",
@@ -18,8 +22,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from fnmatch import fnmatchcase
+
     from ..frontend.index import read_index
     from ..frontend.resolve import entries
+    from ..published import weight_entry
 
     if args.write_index:
         from ..api import zoo_index
@@ -28,7 +35,8 @@ def run(args) -> int:
         entries.cache_clear()
         print(f"wrote {INDEX}")
         return 0
-    table = entries()
+    table = {name: entry for name, entry in entries().items() if fnmatchcase(name, args.pattern)
+             and (not args.pretrained or weight_entry(name, missing_ok=True) is not None)}
     if args.names:
         print("\n".join(sorted(table)))
         return 0

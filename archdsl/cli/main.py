@@ -17,7 +17,8 @@ from ..errors import ArchError
 from ..frontend.resolve import set_spec_path
 
 # The commands, in the order ``--help`` lists them; each is a module of this package.
-COMMANDS = ["compile", "check", "list", "ops", "summary", "render", "compare", "scale", "train", "eval"]
+COMMANDS = ["compile", "check", "list", "ops", "summary", "render", "compare", "scale", "train", "eval",
+            "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,10 @@ GROUP_KINDS = ("branch", "seq")
 
 from .index import SPECS_DIR, read_index
 
+# The README's example specs: shipped in the wheel as archdsl/examples, so
+# `archdsl train examples/small_resnet.arch` works from an installed package too.
+EXAMPLES_DIR = SPECS_DIR.parent / "examples"
+
 
 @dataclass(frozen=True)
 class ZooEntry:
@@ -69,6 +73,9 @@ def resolve(spec: str) -> tuple[Path, str | None]:
     if path.suffix == ".arch" or path.exists():
         if path.is_file():
             return path, None
+        shipped = EXAMPLES_DIR / path.name
+        if path.parent == Path("examples") and shipped.is_file():
+            return shipped, None
         raise SpecNotFoundError(f"no such spec file: {spec}")
     table = entries()
     if spec in table:
