@@ -157,7 +157,8 @@ def test_cli_json_and_input(capsys):
     assert data["input_shape"] == [3, 112, 112]
     assert data["totals"]["params"] == 11_689_512
     assert data["rows"][0] == {"name": "conv1", "op": "conv 7×7/2, 64", "shape": [64, 56, 56],
-                               "params": 9408, "macs": 9408 * 56 * 56, "ops": 1, "aux": False}
+                               "params": 9408, "macs": 9408 * 56 * 56, "ops": 1, "aux": False,
+                               "init": {"weight": 'kaiming_normal(mode = "fan_out", nonlinearity = "relu")'}}
     assert "torchvision" in data["convention"]
 
 
