@@ -250,7 +250,8 @@ def test_printer_round_trips_bundled_networks(name):
 def test_printer_folds_repeats_and_keeps_labels():
     text = to_arch(archdsl.load("resnet50"))
     assert "repeat 5:" in text  # layer3's identical bottlenecks
-    assert "conv1: conv(64, 7, stride = 2, padding = 3, bias = false, init = kaiming_normal(" in text
+    assert ("conv1: conv(64, 7, stride = 2, padding = 3, bias = false, "
+            "init = kaiming_normal(mode = \"fan_out\", nonlinearity = \"relu\"))") in text
     assert "downsample:" in text and "identity" in text
 
 
