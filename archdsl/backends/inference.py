@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from ..errors import WeightsError
 from ..ir.graph import Architecture, inputs_of
 from ..ir.passes import INFERENCE_PIPELINE, run_pipeline
+from .torch_fx import parent_of
 from .lowerings import LOWERINGS
 
 # activation op → (oneDNN post-op name, its scalars, its algorithm, the eager function)
@@ -140,12 +141,8 @@ def derive_state(arch: Architecture, state: dict) -> dict:
 # ---- emitter ------------------------------------------------------------------------------
 
 def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
-    *parents, leaf = path.split(".")
-    for part in parents:
-        if not hasattr(root, part):
-            root.add_module(part, nn.Module())
-        root = getattr(root, part)
-    root.add_module(leaf, module)
+    owner, leaf = parent_of(root, path)
+    owner.add_module(leaf, module)
 
 
 def _eval_only_train(self, mode: bool = True):

@@ -329,22 +329,27 @@ class AuxHead(nn.Module):
         return self._graph_module(x)
 
 
-def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
-    *parents, leaf = path.split(".")
-    for part in parents:  # only an inlined scope leaves a plain container on the path
-        if not hasattr(root, part):
-            root.add_module(part, nn.Module())
-        root = getattr(root, part)
-    setattr(root, leaf, module)
+def parent_of(root: nn.Module, path: str) -> tuple[nn.Module, str]:
+    """The module holding ``path`` under ``root`` (plain containers made on demand) and its last name.
 
-
-def _set_parameter(root: nn.Module, path: str, tensor: nn.Parameter) -> None:
+    Only an inlined scope leaves a plain container on a path.
+    """
     *parents, leaf = path.split(".")
     for part in parents:
         if not hasattr(root, part):
             root.add_module(part, nn.Module())
         root = getattr(root, part)
-    root.register_parameter(leaf, tensor)
+    return root, leaf
+
+
+def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
+    owner, leaf = parent_of(root, path)
+    setattr(owner, leaf, module)
+
+
+def _set_parameter(root: nn.Module, path: str, tensor: nn.Parameter) -> None:
+    owner, leaf = parent_of(root, path)
+    owner.register_parameter(leaf, tensor)
 
 
 def _with_children(module: fx.GraphModule, children: dict) -> fx.GraphModule:

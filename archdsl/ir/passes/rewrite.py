@@ -33,7 +33,7 @@ def only_reader(arch: Architecture, node: str) -> str | None:
 
 def is_output(arch: Architecture, node: str) -> bool:
     """Whether the network returns ``node``'s value (the main or an auxiliary output)."""
-    return node == arch.output or node in arch.aux_outputs.values()
+    return node == arch.output or node in arch.outputs.values() or node in arch.aux_outputs.values()
 
 
 def bypass(arch: Architecture, node: str, replacement: str) -> Architecture:
@@ -55,10 +55,13 @@ def bypass(arch: Architecture, node: str, replacement: str) -> Architecture:
         data["in_shapes"] = tuple(graph.nodes[s]["shape"] for s in inputs_of(graph, reader))
     graph.remove_node(node)
     output = replacement if arch.output == node else arch.output
+    outputs = {k: (replacement if v == node else v) for k, v in arch.outputs.items()}
     aux = {k: (replacement if v == node else v) for k, v in arch.aux_outputs.items()}
     if graph.graph.get("output") == node:
         graph.graph["output"] = replacement
-    return dataclasses.replace(arch, output=output, aux_outputs=aux)
+    if "outputs" in graph.graph:  # the graph's own record of the outputs, which verify() checks
+        graph.graph["outputs"] = {k: (replacement if v == node else v) for k, v in graph.graph["outputs"].items()}
+    return dataclasses.replace(arch, output=output, outputs=outputs, aux_outputs=aux)
 
 
 def try_bypass(arch: Architecture, node: str, replacement: str) -> Architecture | None:
