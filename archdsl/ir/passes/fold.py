@@ -34,6 +34,13 @@ def _with_bias(arch: Architecture, node: str) -> None:
         data["params"] += data["shape"][0]
 
 
+def nodes_of(arch: Architecture, op: str):
+    """The nodes of ``op`` in execution order, skipping any an earlier rewrite in the pass removed."""
+    for node in list(arch.execution_order):
+        if node in arch.graph and arch.graph.nodes[node]["op"] == op:
+            yield node
+
+
 def fold_batchnorm(arch: Architecture) -> Architecture:
     """Fold each BatchNorm whose input is a conv or linear read by nothing else into that layer.
 
@@ -43,12 +50,8 @@ def fold_batchnorm(arch: Architecture) -> Architecture:
     """
     arch = copy_arch(arch)
     steps = list(arch.graph.graph.get("derivations", ()))
-    for node in list(arch.execution_order):
-        if node not in arch.graph:  # removed by an earlier rewrite in this pass
-            continue
+    for node in nodes_of(arch, "batchnorm"):
         data = arch.graph.nodes[node]
-        if data["op"] != "batchnorm":
-            continue
         layer = first_input(arch, node)
         layer_data = arch.graph.nodes[layer]
         if layer_data["op"] not in ("conv", "linear") or only_reader(arch, layer) != node:
@@ -76,12 +79,8 @@ def fold_input_affine(arch: Architecture) -> Architecture:
     """
     arch = copy_arch(arch)
     steps = list(arch.graph.graph.get("derivations", ()))
-    for node in list(arch.execution_order):
-        if node not in arch.graph:  # removed by an earlier rewrite in this pass
-            continue
+    for node in nodes_of(arch, "channel_affine"):
         data = arch.graph.nodes[node]
-        if data["op"] != "channel_affine":
-            continue
         conv = only_reader(arch, node)
         if conv is None:
             continue
