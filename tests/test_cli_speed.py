@@ -57,3 +57,33 @@ def test_a_stale_index_is_ignored(tmp_path, monkeypatch):
     stale.write_text(json.dumps(data))
     monkeypatch.setattr(index, "INDEX", stale)
     assert index.read_index.__wrapped__() is None
+
+
+def test_shipped_grammar_tables_are_current_and_used():
+    """grammar_tables.json is stamped with this grammar and lark, loads, and parses as the built tables do.
+
+    (LALR state numbers differ between builds, so the files are compared by what they parse.)
+    """
+    from archdsl.frontend import grammar
+    text = grammar.GRAMMAR.read_text(encoding="utf-8")
+    saved = json.loads(grammar.TABLES.read_text(encoding="utf-8"))
+    assert saved["stamp"] == grammar._stamp(text), "grammar_tables.json is stale: run python -m archdsl.frontend.grammar"
+    loaded, built = grammar._parser(), grammar._build(text)
+    assert loaded.source_path == "<deserialized>"  # lark's mark for loaded tables
+    for spec in sorted((ROOT / "specs").glob("*.arch")) + sorted((ROOT / "examples").glob("*.arch")):
+        source = spec.read_text(encoding="utf-8")
+        assert loaded.parse(source, start="start") == built.parse(source, start="start"), spec.name
+    for expr in ["a if b else c ** -2", "[1, 2, x][1:]", "round(x / 8) * 8", "not a and b or c < d"]:
+        assert loaded.parse(expr, start="expr") == built.parse(expr, start="expr")
+
+
+def test_stale_grammar_tables_are_rebuilt_not_trusted(tmp_path, monkeypatch):
+    from archdsl.frontend import grammar
+    stale = json.loads(grammar.TABLES.read_text(encoding="utf-8"))
+    stale["stamp"]["grammar_sha256"] = "0" * 64
+    (tmp_path / "t.json").write_text(json.dumps(stale))
+    monkeypatch.setattr(grammar, "TABLES", tmp_path / "t.json")
+    parser = grammar._parser.__wrapped__()
+    assert parser.source_path != "<deserialized>"
+    source = (ROOT / "specs" / "resnet.arch").read_text(encoding="utf-8")
+    assert parser.parse(source, start="start") == grammar._parser().parse(source, start="start")
