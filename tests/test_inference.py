@@ -155,6 +155,19 @@ def test_reference_state_uses_fitting_weights_as_given():
     assert all(state[k] is weights[k] for k in weights)
 
 
+def test_inference_build_stays_out_of_dynamo():
+    """Set-up stays fast: initialising on the meta device must not pull in torch._dynamo (seconds)."""
+    import subprocess
+    import sys
+    code = ("import sys, archdsl\n"
+            "w = archdsl.build('resnet18').state_dict()\n"
+            "archdsl.build('resnet18', weights=w, optimize='inference')\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "False"
+
+
 def test_bad_optimize_value():
     with pytest.raises(ValueError, match="optimize"):
         archdsl.build("resnet18", optimize="fast")

@@ -35,6 +35,8 @@ def _is_bare(module: nn.Module, path: str) -> bool:
 @torch.no_grad()
 def init_tensor(tensor: torch.Tensor, init: Init) -> None:
     """Fill ``tensor`` in place as ``init`` says (torch.nn.init's function of the same name)."""
+    if tensor.is_meta:  # nothing to fill; torch's meta kernels for random fills import dynamo (seconds)
+        return
     k = init.kwargs
     kind = init.kind
     if kind == "zeros":
