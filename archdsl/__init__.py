@@ -22,7 +22,7 @@ import sys as _sys
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "build": ".api", "elaborate_spec": ".api", "load": ".api", "loads": ".api",
+    "build": ".api", "compile_package": ".api", "load_package": ".api", "elaborate_spec": ".api", "load": ".api", "loads": ".api",
     "create_model": ".models", "list_models": ".models", "transforms": ".published",
     "parse_spec": ".api", "spec_path": ".api", "scale": ".scale", "Architecture": ".ir.graph",
     "ArchError": ".errors", "ShapeError": ".errors", "SpecError": ".errors", "SpecNotFoundError": ".errors",
@@ -32,7 +32,7 @@ _EXPORTS = {
 _ALIASES = {__name__ + ".render": __name__ + ".backends.dot", __name__ + ".summary": __name__ + ".backends.table"}
 
 __all__ = [
-    "load", "loads", "build", "scale", "list_models", "create_model", "transforms", "parse_spec",
+    "load", "loads", "build", "compile_package", "load_package", "scale", "list_models", "create_model", "transforms", "parse_spec",
     "elaborate_spec", "spec_path",
     "Architecture", "ArchError", "SpecError", "SpecSyntaxError", "ShapeError", "SpecNotFoundError",
     "WeightsError",

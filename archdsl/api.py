@@ -154,6 +154,36 @@ def build(spec, variant: str | None = None, weights=None, *, strict: bool = Fals
     return module
 
 
+def compile_package(spec, path, weights=None, *, batch: int = 1, variant: str | None = None, **params):
+    """Compile ``spec`` ahead of time for inference: an AOTInductor package (``.pt2``) at ``path``.
+
+    The network goes through the inference passes (as ``optimize="inference"``),
+    ``torch.export`` and AOTInductor with freezing; the package takes float32
+    inputs of shape ``(batch, C, H, W)`` at the spec's input size and holds its
+    weights (from ``weights``, as :func:`build` reads them, else a random
+    initialisation). Compiling needs a C++ compiler and takes as long as
+    ``torch.compile`` (minutes on a small CPU); :func:`load_package` then loads
+    it in about a second. Returns the package path.
+    """
+    from .backends.inference import export_package, reference_state
+    if Path(path).suffix != ".pt2":
+        raise ArchError(f"an AOTInductor package is a .pt2 file; got {str(path)!r}")
+    arch = spec if isinstance(spec, Architecture) else load(spec, variant, **params)
+    check_allocatable(arch, None)
+    return export_package(arch, reference_state(arch, weights), Path(path), batch=batch)
+
+
+def load_package(path):
+    """A callable running a package :func:`compile_package` wrote: ``model(x)`` → the network's output.
+
+    Loading compiles nothing (about a second). The package is a zip of compiled
+    kernels and weights: load only packages you made or trust, as you would a
+    shared library.
+    """
+    from .backends.inference import load_package as load
+    return load(path)
+
+
 def list_models() -> list[str]:
     """The bundled model names, sorted."""
     return sorted(entries())

@@ -9,28 +9,33 @@ it times, alternating every iteration so drift hits all alike:
     inference     archdsl.build(..., optimize="inference")               eval-only, oneDNN
     tv+compile    torch.compile(torchvision, options={"freezing": True}) inductor
     inf+compile   archdsl.build(..., optimize="inference", compile=True)
+    aot           archdsl.load_package(archdsl.compile_package(...))     AOTInductor (--aot)
 
 and prints the median time of each and the median of the paired per-iteration
 ratios against torchvision eager, the set-up time of each (build, or build +
-first compiled call), and the largest output difference from torchvision eager
+first compiled call; for aot, loading the package, its compilation
+printed on its own line), and the largest output difference from torchvision eager
 relative to the output's scale (must be ≤ 1e-4).
 
     python benchmarks/inference.py                                  # the five models, batch 8
     python benchmarks/inference.py --models resnet50 --iters 5 --no-compile
+    python benchmarks/inference.py --models resnet50 --aot          # + the ahead-of-time package
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 import torchvision
 
 import archdsl
 
-MODELS = ["resnet50", "mobilenet_v2", "efficientnet_b0", "googlenet", "densenet121"]
+MODELS = ["resnet50", "mobilenet_v2", "efficientnet_b0", "googlenet", "densenet121", "convnext_tiny"]
 
 
 @torch.no_grad()
@@ -68,6 +73,12 @@ def candidates(name: str, args) -> tuple[dict, dict]:
             lambda: torch.compile(tv, options={"freezing": True}))
         models["inf+compile"], setup["inf+compile"] = _timed(
             lambda: archdsl.build(name, weights=weights, optimize="inference", compile=True, **options))
+    if args.aot:
+        package = Path(tempfile.mkdtemp()) / f"{name}.pt2"
+        _, seconds = _timed(lambda: archdsl.compile_package(name, package, weights=weights, batch=args.batch,
+                                                            **options))
+        print(f"{name}: AOTInductor package compiled in {seconds:.1f} s", flush=True)
+        models["aot"], setup["aot"] = _timed(lambda: archdsl.load_package(package))
     return models, setup
 
 
@@ -107,6 +118,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--no-compile", dest="compile", action="store_false",
                         help="skip the torch.compile columns (minutes of compilation on a small CPU)")
+    parser.add_argument("--aot", action="store_true",
+                        help="also compile and time the ahead-of-time package (a C++ compile per model)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -193,7 +193,6 @@ def test_compile_true_runs_the_optimised_graph(write_spec):
 @pytest.mark.skipif(not __import__("os").environ.get("ARCHDSL_TEST_AOT"),
                     reason="AOTInductor compiles C++ for minutes; set ARCHDSL_TEST_AOT=1 to run")
 def test_aot_package_round_trip(tmp_path):
-    from archdsl.backends.inference import export_package, load_package
     arch = archdsl.loads("""
         arch tiny
         input 3 x 16 x 16
@@ -202,7 +201,12 @@ def test_aot_package_round_trip(tmp_path):
             adaptive_avgpool(1) -> flatten -> linear(4)
     """.replace("\n        ", "\n"))
     eager = arch.to_torch().eval()
-    path = export_package(arch, eager.state_dict(), tmp_path / "tiny.pt2", batch=2)
+    path = archdsl.compile_package(arch, tmp_path / "tiny.pt2", weights=eager.state_dict(), batch=2)
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
-        assert max_abs_diff(load_package(path)(x), eager(x)) <= 1e-4
+        assert max_abs_diff(archdsl.load_package(path)(x), eager(x)) <= 1e-4
+
+
+def test_aot_package_path_must_be_pt2(tmp_path):
+    with pytest.raises(archdsl.ArchError, match=r"\.pt2"):
+        archdsl.compile_package("resnet18", tmp_path / "model.zip")
