@@ -18,7 +18,7 @@ from ..frontend.resolve import set_spec_path
 
 # The commands, in the order ``--help`` lists them; each is a module of this package.
 COMMANDS = ["compile", "check", "list", "ops", "summary", "render", "compare", "scale", "train", "eval",
-            "export"]
+            "export", "predict"]
 
 
 def build_parser() -> argparse.ArgumentParser:

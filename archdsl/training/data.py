@@ -185,6 +185,22 @@ def folder_transforms(channels: int, size: tuple, flip: bool = True):
     return T.Compose([mode, *train, *tail]), T.Compose([mode, *val, *tail])
 
 
+def eval_preprocessing(dataset: Dataset, input_shape) -> dict:
+    """How validation images reach the network, recorded in checkpoints for ``archdsl predict``.
+
+    Returns ``{"resize": [H', W'], "crop": [H, W], "mean", "std", "interpolation"}``:
+    an image is resized to exactly ``resize`` (bilinear, antialiased), centre
+    cropped to ``crop``, scaled to [0, 1], converted to the input's channels
+    and normalised, as :func:`folder_transforms` and the in-memory batches do.
+    """
+    size = [int(s) for s in input_shape[1:]]
+    resize = size
+    if not dataset.in_memory and min(size) >= 64:
+        resize = [round(s / 0.875) for s in size]
+    return {"resize": resize, "crop": size, "mean": [float(m) for m in dataset.mean],
+            "std": [float(s) for s in dataset.std], "interpolation": "bilinear"}
+
+
 def _to_rgb(image):
     return image.convert("RGB")
 
