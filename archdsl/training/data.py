@@ -118,7 +118,7 @@ def digits(val_split: float) -> Dataset:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise DataError("the digits dataset needs scikit-learn: pip install scikit-learn") from None
+        raise DataError("the digits dataset needs scikit-learn: pip install 'archdsl[train]'") from None
     bunch = load_digits()
     images = torch.from_numpy(np.round(bunch.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)
     labels = torch.from_numpy(bunch.target.astype(np.int64))
@@ -138,7 +138,10 @@ def _split(n: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
 
 def image_folder(root: Path, val_split: float, channels: int, size: tuple, flip: bool = True) -> Dataset:
     """A class-per-subfolder folder: ``train/`` + ``val/`` (or ``test/``), or one folder split."""
-    from torchvision.datasets import ImageFolder
+    try:
+        from torchvision.datasets import ImageFolder
+    except ImportError:
+        raise DataError("image folders are read with torchvision: pip install 'archdsl[vision]'") from None
 
     root = Path(root)
     if not root.is_dir():
