@@ -94,7 +94,8 @@ def test_input_options_are_checked(tmp_path, capsys):
 def project(tmp_path, monkeypatch) -> Path:
     (tmp_path / "lib").mkdir()
     (tmp_path / "sub").mkdir()
-    (tmp_path / "lib" / "blocks.arch").write_text("block unit(c):\n    conv(c, 3, padding = 1);  relu;  conv(c, 9)\n")
+    (tmp_path / "lib" / "blocks.arch").write_text(
+        "block unit(c):\n    conv(c, 3, padding = 1);  relu;  conv(c, 9)\n")
     (tmp_path / "net.arch").write_text('import "lib/blocks.arch"\narch net\ninput 3 x 8 x 8\nnetwork:\n'
                                        "    unit(4)\n    flatten\n")
     (tmp_path / "ok.arch").write_text(TINY)
@@ -115,7 +116,8 @@ def test_errors_in_imported_files_are_named_relative(project, monkeypatch, capsy
 
 
 def test_missing_import_names_its_roots_relative(project, capsys):
-    (project / "net.arch").write_text('import "lib/none.arch"\narch net\ninput 3 x 8 x 8\nnetwork:\n    flatten\n')
+    (project / "net.arch").write_text(
+        'import "lib/none.arch"\narch net\ninput 3 x 8 x 8\nnetwork:\n    flatten\n')
     assert cli(["check", "net.arch"]) == 1
     err = capsys.readouterr().err
     assert "expected: a file inside ., " in err and f"{project}," not in err
