@@ -140,14 +140,17 @@ def _place_labels(ax, points, fig) -> list:
     return placed
 
 
+PLOT_NEEDS = "--plot needs matplotlib: pip install 'archdsl[vision]'"
+
+
 def plot(rows: list[dict], path) -> list[str]:
     """Draw the bubble chart (MACs on a log x axis, top-1 on y, area ∝ parameters) to ``path``.
 
     Returns the names left out for want of a published accuracy.
     """
+    fig, _ = draw_chart(rows)  # first: it says which extra a missing matplotlib comes with
     import matplotlib.pyplot as plt
 
-    fig, _ = draw_chart(rows)
     fig.savefig(path)
     plt.close(fig)
     return [r["name"] for r in rows if r["top1"] is None]
@@ -160,7 +163,7 @@ def draw_chart(rows: list[dict]):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ArchError("--plot needs matplotlib: pip install matplotlib") from None
+        raise ArchError(PLOT_NEEDS) from None
     shown = [r for r in rows if r["top1"] is not None]
     if not shown:
         raise ArchError("nothing to plot: none of the networks has a published top-1 accuracy "

@@ -155,11 +155,12 @@ def transforms(name: str, tag: str = "DEFAULT"):
     spec = weight_entry(name, tag)["transforms"]
     import torch
     from torchvision.transforms import InterpolationMode, v2
+    # Resize and crop before ToImage: a PIL image is resized by PIL, as in torchvision's evaluation.
     return v2.Compose([
-        v2.ToImage(),
         v2.Resize(spec["resize_size"], interpolation=InterpolationMode(spec["interpolation"]),
                   antialias=spec["antialias"]),
         v2.CenterCrop(spec["crop_size"]),
+        v2.ToImage(),
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(spec["mean"], spec["std"]),
     ])

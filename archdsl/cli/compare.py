@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ..errors import ArchError
 from ._shared import print_json
 
 
@@ -21,8 +22,13 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..compare import compare, format_table, plot
+    from ..compare import PLOT_NEEDS, compare, format_table, plot
 
+    if args.plot:
+        try:  # before the table is computed: a chart that cannot be drawn fails first
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ArchError(PLOT_NEEDS) from None
     rows = compare(args.specs)
     if args.json:
         print_json(rows)

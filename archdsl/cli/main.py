@@ -18,7 +18,20 @@ from ..frontend.resolve import set_spec_path
 
 # The commands, in the order ``--help`` lists them; each is a module of this package.
 COMMANDS = ["compile", "check", "list", "ops", "summary", "render", "compare", "scale", "train", "eval",
-            "export"]
+            "export", "predict"]
+
+
+# Optional packages → the extra that installs them (pyproject.toml's optional-dependencies).
+EXTRAS = {"matplotlib": "vision", "torchvision": "vision", "PIL": "vision", "sklearn": "train",
+          "onnx": "export", "onnxruntime": "export", "argcomplete": "completion"}
+
+
+def missing_package(module: str | None) -> str:
+    """One line saying what to install for a module that failed to import."""
+    top = (module or "").split(".")[0]
+    if top in EXTRAS:
+        return f"this needs {top}, which is not installed: pip install 'archdsl[{EXTRAS[top]}]'"
+    return f"{top or 'a module'} is not installed (a broken install?): pip install --force-reinstall archdsl"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +51,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def complete(parser: argparse.ArgumentParser) -> None:
+    """Shell completion through argcomplete (the ``completion`` extra), when the shell asks for it.
+
+    argcomplete sets ``_ARGCOMPLETE`` when it runs the command to complete a
+    word; otherwise nothing is imported, so ordinary runs pay nothing.
+    """
+    if "_ARGCOMPLETE" not in os.environ:
+        return
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)  # prints the candidates and exits
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    complete(parser)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -55,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `archdsl list | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except ModuleNotFoundError as err:  # an optional package the command needs (bare install)
+        if args.debug:
+            raise
+        print(f"error: {missing_package(err.name)}", file=sys.stderr)
+        return 1
     except (OSError, ValueError) as err:
         if args.debug:
             raise

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import ArchError
+from ._shared import input_arg
 
 _S = argparse.SUPPRESS  # options left out stay out of the namespace: we know what was given
 
@@ -45,6 +46,11 @@ def _data_options(d) -> None:
     d.add_argument("--crop-padding", type=int, default=_S, metavar="PX",
                    help="random-crop padding for built-in datasets (default 2 for fashion-mnist)")
     d.add_argument("--workers", type=int, default=_S, help="DataLoader workers for folders")
+    d.add_argument("--input", type=input_arg, default=_S, metavar="CxHxW",
+                   help="train the network at this input (e.g. 1x32x32, or 32 for a square input with "
+                        "the spec's channels); the images are resized to it (default: the spec's input)")
+    d.add_argument("--img-size", type=_side, default=_S, metavar="N",
+                   help="train at N x N pixels, keeping the spec's channels (same as --input N)")
 
 
 def _optimisation_options(s) -> None:
@@ -96,6 +102,17 @@ def _output_options(o) -> None:
     o.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
+def _side(text: str) -> int:
+    """argparse type for ``--img-size``: a positive number of pixels."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of pixels, got {text!r}")
+    return value
+
+
 def build_config(args):
     """The :class:`TrainConfig` the arguments describe (merged with RUN_DIR's when resuming)."""
     from pydantic import ValidationError
@@ -104,6 +121,12 @@ def build_config(args):
     from ._shared import parse_overrides
 
     given = {k: v for k, v in vars(args).items() if k in TrainConfig.model_fields and v is not None}
+    if "img_size" in vars(args):
+        if "input" in given:
+            raise ArchError("give --input or --img-size, not both")
+        given["input"] = [args.img_size, args.img_size]
+    if "input" in given:
+        given["input"] = list(given["input"])
     if "overrides" in given:
         given["overrides"] = parse_overrides(given["overrides"])
     try:
@@ -163,4 +186,5 @@ def _report(summary: dict, as_json: bool) -> None:
                   f"{run_dir / 'checkpoints' / 'best.safetensors'}")
             print(f"last       val top-1 {summary['final_top1']:.2%} after {summary['epochs']} epochs, "
                   f"{summary['train_s']:.0f} s of training")
-        print(f"curves     {run_dir / 'curves.png'}")
+        if (run_dir / "curves.png").is_file():  # absent without matplotlib (a warning said so)
+            print(f"curves     {run_dir / 'curves.png'}")

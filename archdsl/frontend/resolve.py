@@ -145,11 +145,12 @@ def _load_into(library: Library, module: ast.Module, path: str, stack: tuple, ro
         if str(target) in loaded:
             continue
         loaded.add(str(target))
-        imported = parse_file(target)
+        shown = shown_path(target, path)
+        imported = parse_file(shown)
         if imported.network is not None or imported.params:
             raise SpecError(f"{imp.path} is a network spec; only libraries of blocks, functions "
                             "and lets can be imported", imp.span)
-        _load_into(library, imported, str(target), stack + (str(target),), roots, loaded)
+        _load_into(library, imported, shown, stack + (str(target),), roots, loaded)
     for block in module.blocks:
         if block.name in library.blocks:
             other = library.blocks[block.name].span
@@ -161,6 +162,24 @@ def _load_into(library: Library, module: ast.Module, path: str, stack: tuple, ro
         library.blocks[block.name] = block
     library.functions.extend(module.functions)
     library.lets.extend(module.lets)
+
+def shown_path(target: Path, importer: str) -> str:
+    """How an imported file is named in messages. When the importing spec was named relatively
+    (as the user typed it), a file below its directory is named from that name
+    (``../net.arch`` imports ``../lib/x.arch``), else a file below the working directory
+    relative to it; otherwise the absolute path."""
+    if not Path(importer).is_absolute():
+        bases = ((Path(importer).parent.resolve(), Path(importer).parent), (Path.cwd().resolve(), None))
+        for base, shown in bases:
+            if base in target.parents:
+                rel = target.relative_to(base)
+                return str(rel if shown is None else shown / rel)
+    return str(target)
+
+
+def _roots_text(roots: list) -> str:
+    return ", ".join(shown_path(r, ".") if r != Path.cwd().resolve() else "." for r in roots)
+
 
 def _check_import_text(imp: ast.Import) -> None:
     text = imp.path
@@ -196,7 +215,7 @@ def _resolve_import(imp: ast.Import, path: str, roots: list) -> Path:
         if not _within(target, roots):
             raise SpecError(f"cannot import {imp.path!r}: it leads outside the import roots "
                             "(through a symbolic link)", imp.span,
-                            expected="a file inside " + ", ".join(map(str, roots)))
+                            expected="a file inside " + _roots_text(roots))
         try:
             regular = stat.S_ISREG(target.stat().st_mode)
         except OSError:
@@ -205,7 +224,7 @@ def _resolve_import(imp: ast.Import, path: str, roots: list) -> Path:
             raise SpecError(f"cannot import {imp.path!r}: it is not a regular file", imp.span)
         return target
     raise SpecError(f"cannot import {imp.path!r}: no such file", imp.span,
-                    expected="a file inside " + ", ".join(map(str, roots)),
+                    expected="a file inside " + _roots_text(roots),
                     hint="add its directory with --spec-path or ARCHDSL_SPEC_PATH")
 
 

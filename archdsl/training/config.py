@@ -27,6 +27,9 @@ class TrainConfig(BaseModel):
     spec: str = Field(description="a .arch file or a bundled model name")
     variant: str | None = None
     overrides: dict[str, Any] = Field(default_factory=dict, description="spec parameters (--set)")
+    input: list[int] | None = Field(None, description="the network's input: [C, H, W], or [H, W] keeping "
+                                                      "the spec's channels (--input, --img-size); None: "
+                                                      "the spec's own")
 
     # the data
     data: str = Field(description="a class-per-subfolder folder, 'fashion-mnist' or 'digits'")
@@ -72,6 +75,8 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
+        if self.input is not None and (len(self.input) not in (2, 3) or min(self.input) < 1):
+            raise ValueError(f"input must be [C, H, W] or [H, W], all positive; got {self.input}")
         if self.freeze and self.init_from is None:
             raise ValueError("--freeze needs --init-from (a frozen random backbone learns nothing)")
         return self

@@ -118,7 +118,7 @@ def digits(val_split: float) -> Dataset:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise DataError("the digits dataset needs scikit-learn: pip install scikit-learn") from None
+        raise DataError("the digits dataset needs scikit-learn: pip install 'archdsl[train]'") from None
     bunch = load_digits()
     images = torch.from_numpy(np.round(bunch.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)
     labels = torch.from_numpy(bunch.target.astype(np.int64))
@@ -138,7 +138,10 @@ def _split(n: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
 
 def image_folder(root: Path, val_split: float, channels: int, size: tuple, flip: bool = True) -> Dataset:
     """A class-per-subfolder folder: ``train/`` + ``val/`` (or ``test/``), or one folder split."""
-    from torchvision.datasets import ImageFolder
+    try:
+        from torchvision.datasets import ImageFolder
+    except ImportError:
+        raise DataError("image folders are read with torchvision: pip install 'archdsl[vision]'") from None
 
     root = Path(root)
     if not root.is_dir():
@@ -183,6 +186,22 @@ def folder_transforms(channels: int, size: tuple, flip: bool = True):
     if flip:
         train.append(T.RandomHorizontalFlip())
     return T.Compose([mode, *train, *tail]), T.Compose([mode, *val, *tail])
+
+
+def eval_preprocessing(dataset: Dataset, input_shape) -> dict:
+    """How validation images reach the network, recorded in checkpoints for ``archdsl predict``.
+
+    Returns ``{"resize": [H', W'], "crop": [H, W], "mean", "std", "interpolation"}``:
+    an image is resized to exactly ``resize`` (bilinear, antialiased), centre
+    cropped to ``crop``, scaled to [0, 1], converted to the input's channels
+    and normalised, as :func:`folder_transforms` and the in-memory batches do.
+    """
+    size = [int(s) for s in input_shape[1:]]
+    resize = size
+    if not dataset.in_memory and min(size) >= 64:
+        resize = [round(s / 0.875) for s in size]
+    return {"resize": resize, "crop": size, "mean": [float(m) for m in dataset.mean],
+            "std": [float(s) for s in dataset.std], "interpolation": "bilinear"}
 
 
 def _to_rgb(image):

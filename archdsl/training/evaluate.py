@@ -71,19 +71,14 @@ def evaluate_checkpoint(spec: str, checkpoint: str, data: str, *, variant: str |
     from .data import load_dataset
     from .distributed import pick_device
     from .loaders import make_batches
-    from .model import resolve_spec
+    from .model import resolve_spec, trained_params
     from ..backends.weights import load_weights, state_fit
-    from ..frontend.resolve import resolve
 
     ckpt = read_checkpoint(resolve_checkpoint_path(checkpoint))
     meta = ckpt.meta or {}
-    variant = variant or resolve(spec)[1] or meta.get("variant")
-    trained = meta.get("params", {})
-    if variant != meta.get("variant"):  # another variant than trained: keep only the class count
-        trained = {k: v for k, v in trained.items() if k == "num_classes"}
-    probe = resolve_spec(spec, variant, {})
-    params = {k: v for k, v in trained.items() if k in probe.params} | (overrides or {})
-    probe = resolve_spec(spec, variant, params)
+    variant, params = trained_params(spec, variant, meta, overrides)
+    shape = meta.get("input_shape")  # the input it was trained at (train --input)
+    probe = resolve_spec(spec, variant, params, input_shape=shape)
     split = val_split if val_split is not None else meta.get("val_split", 0.1)
     dataset = load_dataset(data, split, probe.arch.input_shape, flip=False)
     classes = dataset.classes
@@ -91,7 +86,7 @@ def evaluate_checkpoint(spec: str, checkpoint: str, data: str, *, variant: str |
         if len(meta["classes"]) != len(classes):
             raise ArchError(f"the checkpoint was trained on {len(meta['classes'])} classes "
                             f"({meta.get('dataset')}); {data} has {len(classes)}")
-    resolved = resolve_spec(spec, variant, params, len(classes))
+    resolved = resolve_spec(spec, variant, params, len(classes), input_shape=shape)
     model = resolved.arch.to_torch()
     if ckpt.meta is not None:
         problem = state_fit(model.state_dict(), ckpt.weights)

@@ -24,7 +24,7 @@ from ..errors import ArchError
 from .checkpoint import (latest_checkpoint, prune, read_checkpoint, remove_stale_temporaries,
                          resolve_checkpoint_path, save_checkpoint, save_weights)
 from .config import TrainConfig
-from .data import load_dataset
+from .data import eval_preprocessing, load_dataset
 from .distributed import Context, all_sum, barrier, cleanup, setup
 from .evaluate import autocast, evaluate, logits_of
 from .loaders import derive_seed, make_batches
@@ -129,16 +129,19 @@ class Trainer:
             facts = read_json(self.run_dir / "spec.json")
             text = (self.run_dir / "spec.arch").read_text()
             resolved = resolve_spec(cfg.spec, meta["variant"], meta["params"], text=text,
-                                    path=facts["source"])
+                                    path=facts["source"],
+                                    input_shape=meta.get("input_shape") or cfg.input)
             dataset = load_dataset(cfg.data, cfg.val_split, resolved.arch.input_shape, cfg.flip)
             if dataset.classes != meta["classes"]:
                 raise ArchError(f"the data's classes changed since the checkpoint was written "
                                 f"({len(meta['classes'])} then, {len(dataset.classes)} now)")
             check_classifier(resolved, len(dataset.classes))
             return resolved, dataset
-        probe = resolve_spec(cfg.spec, cfg.variant, cfg.overrides)  # the input shape fits the data
+        # the input shape fits the data
+        probe = resolve_spec(cfg.spec, cfg.variant, cfg.overrides, input_shape=cfg.input)
         dataset = load_dataset(cfg.data, cfg.val_split, probe.arch.input_shape, cfg.flip)
-        resolved = resolve_spec(cfg.spec, cfg.variant, cfg.overrides, len(dataset.classes))
+        resolved = resolve_spec(cfg.spec, cfg.variant, cfg.overrides, len(dataset.classes),
+                                input_shape=cfg.input)
         return resolved, dataset
 
     def _checkpoint_to_resume(self):
@@ -260,6 +263,7 @@ class Trainer:
         return {"spec": self.cfg.spec, "name": arch.name, "variant": self.resolved.variant,
                 "params": arch.params, "classes": self.dataset.classes, "dataset": self.dataset.name,
                 "val_split": self.cfg.val_split, "input_shape": list(arch.input_shape),
+                "preprocess": eval_preprocessing(self.dataset, arch.input_shape),
                 "val_top1": val_top1}
 
     # ---- training ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ class ResolvedSpec:
     path: str
     variant: str | None
     declares_num_classes: bool
+    input_shape: tuple | None = None  # the input asked for (None: the spec's own)
 
     @property
     def params(self) -> dict:
@@ -37,8 +38,12 @@ class ResolvedSpec:
 
 
 def resolve_spec(spec: str, variant: str | None, overrides: dict, num_classes: int | None = None,
-                 *, text: str | None = None, path: str | None = None) -> ResolvedSpec:
+                 *, text: str | None = None, path: str | None = None,
+                 input_shape: tuple | None = None) -> ResolvedSpec:
     """Elaborate ``spec`` with ``overrides``, sizing its classifier for ``num_classes`` classes.
+
+    ``input_shape`` (``(C, H, W)``, or ``(H, W)`` keeping the spec's channels)
+    elaborates the network at another input than the spec's own.
 
     ``text``/``path`` elaborate a saved copy of the spec (resuming a run) while
     imports still resolve next to the original file. Raises ``SpecError`` when
@@ -52,11 +57,30 @@ def resolve_spec(spec: str, variant: str | None, overrides: dict, num_classes: i
     params = dict(overrides)
     if num_classes is not None and "num_classes" in declared and "num_classes" not in params:
         params["num_classes"] = num_classes
-    arch = elaborate_spec(module, path, variant, params)
-    resolved = ResolvedSpec(arch, module, text, path, variant, "num_classes" in declared)
+    shape = tuple(input_shape) if input_shape else None
+    arch = elaborate_spec(module, path, variant, params, shape)
+    resolved = ResolvedSpec(arch, module, text, path, variant, "num_classes" in declared, shape)
     if num_classes is not None:
         check_classifier(resolved, num_classes)
     return resolved
+
+
+def trained_params(spec: str, variant: str | None, meta: dict, overrides: dict | None = None
+                   ) -> tuple[str | None, dict]:
+    """The variant and parameters to rebuild a checkpoint's network with, from its metadata.
+
+    The variant is ``variant``, else the one ``spec`` names, else the trained
+    one; for another variant than trained only the class count is kept (the
+    other parameters belong to the trained variant). ``overrides`` win.
+    """
+    from ..frontend.resolve import resolve
+
+    variant = variant or resolve(spec)[1] or meta.get("variant")
+    trained = meta.get("params", {})
+    if variant != meta.get("variant"):
+        trained = {k: v for k, v in trained.items() if k == "num_classes"}
+    probe = resolve_spec(spec, variant, {})
+    return variant, {k: v for k, v in trained.items() if k in probe.params} | (overrides or {})
 
 
 def check_classifier(resolved: ResolvedSpec, num_classes: int) -> None:
@@ -83,7 +107,8 @@ def head_modules(resolved: ResolvedSpec) -> list[str]:
     if resolved.declares_num_classes and isinstance(arch.params.get("num_classes"), int):
         params = dict(arch.params, num_classes=arch.params["num_classes"] + 1)
         try:
-            other = elaborate_spec(resolved.module, resolved.path, resolved.variant, params)
+            other = elaborate_spec(resolved.module, resolved.path, resolved.variant, params,
+                                   resolved.input_shape)
         except ArchError:
             other = None
         if other is not None:
