@@ -151,7 +151,12 @@ def _mul(g, args, a, inplace):
 
 
 def _split(g, args, a, inplace):
-    chunks = g.call_function(torch.chunk, (args[0], a["chunks"], 1))
+    # Sibling chunks of one tensor share one torch.chunk call, as hand-written code does.
+    key = (args[0], a["chunks"], 1)
+    chunks = next((user for user in args[0].users if user.op == "call_function"
+                   and user.target is torch.chunk and user.args == key), None)
+    if chunks is None:
+        chunks = g.call_function(torch.chunk, key)
     return g.call_function(operator.getitem, (chunks, a["index"]))
 
 

@@ -1,0 +1,100 @@
+"""Eager parity, measured without a clock: the compiled forward issues torchvision's aten kernels, in order.
+
+A dispatch mode records every aten op each network runs on one small batch
+(eval mode, no grad). Timing ratios on a shared CPU move by several percent;
+the kernel sequence does not, and it is what decides eager speed. Two kinds of
+difference are allowed and normalised away: an op done in place where the
+reference does it out of place (``add_`` for ``add``: fewer allocations), and
+pure views (``view``, ``t``…: no data moves). torchvision's ``cat`` of a
+single tensor (DenseNet's first layer of each block, a copy) has no
+counterpart here and is dropped from the reference.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import archdsl
+
+torchvision = pytest.importorskip("torchvision")
+
+# Ops that only make a view of their input: no kernel runs, no memory moves.
+VIEWS = {"view", "_unsafe_view", "t", "transpose", "permute", "expand", "select", "slice", "split",
+         "unsqueeze", "squeeze", "alias", "detach", "as_strided", "unbind"}
+
+
+class KernelLog(TorchDispatchMode):
+    """Records the aten ops run under it, named without overload or in-place suffix."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__.rstrip("_")
+        if name == "cat" and len(args[0]) == 1:
+            name = "cat_of_one"
+        if name not in VIEWS:
+            self.ops.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def kernels(model: torch.nn.Module, x: torch.Tensor) -> list[str]:
+    model.eval()
+    with torch.no_grad(), KernelLog() as log:
+        model(x)
+    return log.ops
+
+
+# One network per family (the smallest member), at a small input where the family allows one.
+FAMILIES = {
+    "alexnet": 64, "vgg11_bn": 32, "resnet18": 64, "resnext50_32x4d": 64, "squeezenet1_0": 64,
+    "squeezenet1_1": 64, "googlenet": 64, "densenet121": 64, "mobilenet_v2": 64,
+    "mobilenet_v3_small": 64, "mobilenet_v3_large": 64, "shufflenet_v2_x0_5": 64, "mnasnet0_5": 64,
+    "efficientnet_b0": 64, "regnet_x_400mf": 64, "regnet_y_400mf": 64, "convnext_tiny": 64,
+}
+SLOW_FAMILIES = {"inception_v3": 75, "efficientnet_v2_s": 64, "wide_resnet50_2": 64, "vit_b_16": 224}
+
+
+def _pair(name: str):
+    options = {"aux_logits": False} if name in ("googlenet", "inception_v3") else {}
+    extra = {"init_weights": True} if options else {}
+    reference = torchvision.models.get_model(name, **options, **extra)
+    return archdsl.build(name, weights=reference.state_dict(), strict=True, **options), reference
+
+
+def _check(name: str, side: int) -> None:
+    ours, reference = _pair(name)
+    x = torch.randn(1, 3, side, side)
+    got = kernels(ours, x)
+    expected = [op for op in kernels(reference, x) if op != "cat_of_one"]
+    first = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+    assert got == expected, (f"{name}: kernel {first} differs: archdsl {got[first:first + 4]} vs "
+                             f"torchvision {expected[first:first + 4]} ({len(got)} vs {len(expected)} kernels)")
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_forward_runs_torchvisions_kernels_in_order(name):
+    _check(name, FAMILIES[name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SLOW_FAMILIES))
+def test_forward_runs_torchvisions_kernels_in_order_large(name):
+    _check(name, SLOW_FAMILIES[name])
+
+
+def test_the_kernel_log_sees_a_difference():
+    """A network computing the same function with one extra copy fails the comparison."""
+    a = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+    b = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Identity())
+    x = torch.randn(1, 3, 8, 8)
+    assert kernels(a, x) == kernels(b, x)  # an identity module runs no kernel
+
+    class Copying(torch.nn.Module):
+        def forward(self, y):
+            return a(y).contiguous(memory_format=torch.channels_last)
+
+    assert kernels(Copying(), x) != kernels(a, x)
