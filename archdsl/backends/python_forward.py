@@ -35,42 +35,43 @@ def is_name(text: str) -> bool:
     return text.isidentifier() and not keyword.iskeyword(text)
 
 
-def value_source(value) -> str:
-    """Python source of a constant (numbers, strings, None, tuples, lists, dicts, slices, dtypes)."""
+def value_source(value, names: dict | None = None) -> str:
+    """Python source of a constant (numbers, strings, None, tuples, lists, dicts, slices, dtypes),
+    or of an fx node's variable (its name, unless ``names`` renames it)."""
     if isinstance(value, fx.Node):
-        return value.name
+        return (names or {}).get(value, value.name)
     if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
         return repr(value)
     if isinstance(value, float):
         return repr(value) if value == value and abs(value) != float("inf") else f"float({str(value)!r})"
     if isinstance(value, tuple):
-        inner = ", ".join(value_source(v) for v in value)
+        inner = ", ".join(value_source(v, names) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
     if isinstance(value, (list, torch.Size)):
-        return f"[{', '.join(value_source(v) for v in value)}]"
+        return f"[{', '.join(value_source(v, names) for v in value)}]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{value_source(k)}: {value_source(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{value_source(k)}: {value_source(v, names)}" for k, v in value.items()) + "}"
     if isinstance(value, slice):
-        return _slice(value)
+        return _slice(value, names)
     if isinstance(value, torch.dtype):
         return str(value)
     raise ArchError(f"cannot write the value {value!r} ({type(value).__name__}) as source")
 
 
-def _slice(s: slice) -> str:
-    parts = ["" if p is None else value_source(p) for p in (s.start, s.stop)]
+def _slice(s: slice, names: dict | None = None) -> str:
+    parts = ["" if p is None else value_source(p, names) for p in (s.start, s.stop)]
     text = ":".join(parts)
-    return text if s.step is None else f"{text}:{value_source(s.step)}"
+    return text if s.step is None else f"{text}:{value_source(s.step, names)}"
 
 
-def _index(index) -> str:
+def _index(index, names: dict) -> str:
     if isinstance(index, tuple) and index:
-        return ", ".join(_index(i) for i in index)
-    return _slice(index) if isinstance(index, slice) else value_source(index)
+        return ", ".join(_index(i, names) for i in index)
+    return _slice(index, names) if isinstance(index, slice) else value_source(index, names)
 
 
-def _call_args(args, kwargs) -> str:
-    parts = [value_source(a) for a in args] + [f"{k}={value_source(v)}" for k, v in kwargs.items()]
+def _call_args(args, kwargs, names: dict) -> str:
+    parts = [value_source(a, names) for a in args] + [f"{k}={value_source(v, names)}" for k, v in kwargs.items()]
     return ", ".join(parts)
 
 
@@ -87,21 +88,25 @@ def function_name(fn, helpers: dict) -> str:
     raise ArchError(f"cannot write a call to {fn!r} as standalone source")
 
 
-def _statement(node: fx.Node, helpers: dict) -> str:
-    args, kwargs = node.args, node.kwargs
+def _statement(node: fx.Node, helpers: dict, names: dict) -> str:
+    args, kwargs, var = node.args, node.kwargs, names.get(node, node.name)
     if node.op == "get_attr":
-        return f"{node.name} = {attribute_source('self', node.target.split('.'))}"
+        return f"{var} = {attribute_source('self', node.target.split('.'))}"
     if node.op == "call_module":
-        return f"{node.name} = {attribute_source('self', node.target.split('.'))}({_call_args(args, kwargs)})"
+        return f"{var} = {attribute_source('self', node.target.split('.'))}({_call_args(args, kwargs, names)})"
     if node.op == "call_method":
-        return f"{node.name} = {value_source(args[0])}.{node.target}({_call_args(args[1:], kwargs)})"
+        return f"{var} = {value_source(args[0], names)}.{node.target}({_call_args(args[1:], kwargs, names)})"
     if node.op != "call_function":
         raise ArchError(f"cannot write the fx node {node.format_node()} as source")
     if node.target in _INFIX and len(args) == 2 and not kwargs:
-        return f"{node.name} = {value_source(args[0])} {_INFIX[node.target]} {value_source(args[1])}"
+        return f"{var} = {value_source(args[0], names)} {_INFIX[node.target]} {value_source(args[1], names)}"
     if node.target is operator.getitem:
-        return f"{node.name} = {value_source(args[0])}[{_index(args[1])}]"
-    return f"{node.name} = {function_name(node.target, helpers)}({_call_args(args, kwargs)})"
+        return f"{var} = {value_source(args[0], names)}[{_index(args[1], names)}]"
+    return f"{var} = {function_name(node.target, helpers)}({_call_args(args, kwargs, names)})"
+
+
+# Names a forward's variables must not shadow (besides the helpers it calls).
+_GLOBALS = {"self", "torch", "F", "nn", "OrderedDict", "NamedTuple", "network_outputs", "NetworkOutputs"}
 
 
 def forward_source(graph: fx.Graph, helpers: dict, guard: bool = False) -> str:
@@ -109,19 +114,23 @@ def forward_source(graph: fx.Graph, helpers: dict, guard: bool = False) -> str:
 
     ``guard``: the module runs only in training mode and returns None in eval
     mode (an auxiliary head). archdsl helper functions the graph calls are
-    added to ``helpers`` (name → function).
+    added to ``helpers`` (name → function). A variable that would shadow a
+    global the file uses gets ``_out`` appended.
     """
-    inputs = [n.name for n in graph.nodes if n.op == "placeholder"]
+    called = {n.target.__name__ for n in graph.nodes
+              if n.op == "call_function" and getattr(n.target, "__module__", "").startswith("archdsl.")}
+    names = {n: f"{n.name}_out" for n in graph.nodes if n.name in _GLOBALS | called}
+    inputs = [names.get(n, n.name) for n in graph.nodes if n.op == "placeholder"]
     body = ["if not self.training:", "    return None"] if guard else []
     for node in graph.nodes:
         if node.op == "placeholder":
             continue
         if node.op == "output":
             result = node.args[0]
-            body.append("return " + (", ".join(value_source(v) for v in result) if isinstance(result, tuple)
-                                     else value_source(result)))
+            body.append("return " + (", ".join(value_source(v, names) for v in result)
+                                     if isinstance(result, tuple) else value_source(result, names)))
         else:
-            body.append(_statement(node, helpers))
+            body.append(_statement(node, helpers, names))
     lines = [f"    def forward(self, {', '.join(inputs)}):"] + [f"        {line}" for line in body]
     return "\n".join(lines)
 

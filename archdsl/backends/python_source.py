@@ -347,7 +347,8 @@ def render_class(cls: GeneratedClass, classes: dict) -> str:
     paths = [inst.path or "the network" for inst in cls.instances]
     where = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
     signature = ", ".join(["self"] + [name for name, _ in cls.params])
-    lines = [f"class {cls.name}(nn.{first.base}):", f'    """At {where}."""', "",
+    doc = f"The network ({first.name})." if not first.path else f"At {where}."
+    lines = [f"class {cls.name}(nn.{first.base}):", f'    """{doc}"""', "",
              f"    def __init__({signature}):"]
     for item in first.items:
         if item[0] == "super":
@@ -437,11 +438,13 @@ def python_source(module: nn.Module, arch: Architecture, version: str, source: s
               f"    model = build(\"weights.pt\").eval()\n    y = model(torch.randn(1, *INPUT_SHAPE))\n\n"
               "Run as a script (python THIS_FILE [WEIGHTS]) it prints the output shapes of one random "
               'input.\n"""\n\n')
-    parts = [header + "from collections import OrderedDict\nfrom typing import NamedTuple\n\n"
-             "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"]
-    parts += [inspect.getsource(cls).rstrip() + "\n" for cls in describer.own.values()]
+    parts = [inspect.getsource(cls).rstrip() + "\n" for cls in describer.own.values()]
     for name, fn in describer.helpers.items():
         parts.append(_NETWORK_OUTPUTS.strip() + "\n" if name == "network_outputs" else helper_source(fn))
     parts += [render_class(cls, classes) for cls in classes.values()]
     parts.append(_BUILD.strip().format(input_shape=tuple(arch.input_shape), root=classes[root.key].name) + "\n")
-    return "\n\n".join(parts)
+    body = "\n\n".join(parts)
+    imports = ["from collections import OrderedDict"] if "OrderedDict(" in body else []
+    imports += ["from typing import NamedTuple"] if "(NamedTuple)" in body else []
+    imports += ([""] if imports else []) + ["import torch"] + (["import torch.nn.functional as F"] if "F." in body else [])
+    return header + "\n".join(imports + ["from torch import nn", "", "", body])
