@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import math
 import operator
 
 import torch
-import torch.fx as fx
 import torch.nn.functional as F
+from torch import fx
 
 from ..errors import ArchError
 
@@ -43,7 +44,7 @@ def value_source(value, names: dict | None = None) -> str:
     if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
         return repr(value)
     if isinstance(value, float):
-        return repr(value) if value == value and abs(value) != float("inf") else f"float({str(value)!r})"
+        return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
     if isinstance(value, tuple):
         inner = ", ".join(value_source(v, names) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"

@@ -27,13 +27,18 @@ import inspect
 from dataclasses import dataclass, field
 
 import torch
-import torch.fx as fx
-from torch import nn
+from torch import fx, nn
 
 from ..errors import ArchError
 from ..ir.graph import Architecture
 from .lowerings import ChannelAffine, FrozenBatchNorm2d, SelfAttention
-from .python_forward import attribute_source, forward_source, helper_source, is_name, value_source
+from .python_forward import (
+    attribute_source,
+    forward_source,
+    helper_source,
+    is_name,
+    value_source,
+)
 from .torch_fx import AuxHead
 
 # Conv and pool arguments torch reads as "an int or a pair": (3, 3) is written 3.
