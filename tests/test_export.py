@@ -1,10 +1,13 @@
-"""archdsl export: each format is written, read back and equal to eager."""
+"""archdsl export: each format is written, read back and equal to eager, every output."""
 
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 
 import pytest
+import torch
 
 from archdsl.cli.main import main
 
@@ -18,7 +21,46 @@ def test_export_round_trips(tmp_path, capsys, fmt, suffix):
 
 def test_onnx_export_is_checked_or_names_its_extra(tmp_path, capsys):
     code = main(["export", "examples/mnist_cnn.arch", "--format", "onnx", "-o", str(tmp_path / "n.onnx")])
-    if importlib.util.find_spec("onnx") is None:
-        assert code == 1 and "pip install onnx" in capsys.readouterr().err
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+        assert code == 1 and "archdsl[export]" in capsys.readouterr().err
     else:
-        assert code == 0 and "wrote" in capsys.readouterr().out
+        assert code == 0 and "checked with onnxruntime" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("package", ["onnx", "onnxruntime"])
+def test_a_missing_onnx_package_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatch, package):
+    monkeypatch.setitem(sys.modules, package, None)  # import fails as if not installed
+    code = main(["export", "examples/mnist_cnn.arch", "--format", "onnx", "-o", str(tmp_path / "n.onnx")])
+    err = capsys.readouterr().err
+    assert code == 1 and f"pip install {package}" in err and "archdsl[export]" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_python_export_with_weights_runs_as_a_script(tmp_path, capsys):
+    weights = tmp_path / "w.pth"
+    torch.save(__import__("archdsl").build("examples/mnist_cnn.arch").state_dict(), weights)
+    out = tmp_path / "mnist_net"
+    assert main(["export", "examples/mnist_cnn.arch", "--format", "python", "-o", str(out),
+                 "--weights", str(weights)]) == 0
+    said = capsys.readouterr().out
+    assert "mnist_net.py and its weights" in said and "max abs diff 0.00e+00" in said
+    script, state = tmp_path / "mnist_net.py", tmp_path / "mnist_net.pt"
+    assert set(torch.load(state, weights_only=True)) == set(torch.load(weights, weights_only=True))
+    run = subprocess.run([sys.executable, "-I", str(script), str(state)], capture_output=True, text=True, check=False,
+                         cwd=tmp_path, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["output", "(1,", "10)"]
+
+
+def test_python_export_file_name_must_be_a_module_name(tmp_path, capsys):
+    assert main(["export", "examples/mnist_cnn.arch", "--format", "python", "-o", str(tmp_path / "my-net.py")]) == 1
+    assert "module name" in capsys.readouterr().err
+
+
+def test_export_help_lists_the_four_formats(capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    text = capsys.readouterr().out
+    for fmt in ("torchscript", "exported-program", "onnx", "python"):
+        assert f"\n  {fmt} " in text
+    assert "OUT.py" in text and "weights_only=True" in text and "archdsl[export]" in text

@@ -1,18 +1,31 @@
-"""``archdsl export``: write a compiled network as TorchScript, a torch.export program or ONNX, verified."""
+"""``archdsl export``: write a compiled network as TorchScript, a torch.export program, ONNX or a
+standalone Python file, verified against eager."""
 
 from __future__ import annotations
 
+import argparse
+
 from ._shared import add_spec_arguments, input_arg, load_from_args, print_json
+
+_FORMATS_HELP = """formats (each is read back and compared with eager on a random batch):
+  torchscript        OUT: a TorchScript archive (torch.jit.trace), loaded with torch.jit.load
+  exported-program   OUT: a torch.export program (.pt2), loaded with torch.export.load
+  onnx               OUT: an ONNX model, run with onnxruntime (needs 'archdsl[export]': onnx, onnxruntime)
+  python             OUT.py: a standalone PyTorch file needing only torch (plain nn.Module classes,
+                     state-dict keys as archdsl's, build(weights=None)); with --weights, also
+                     OUT.pt next to it: the plain state dict (torch.save; torch.load(weights_only=True))"""
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "export", help="export a network (TorchScript, exported program, ONNX), checked against eager",
+        "export", help="export a network (TorchScript, exported program, ONNX, standalone Python), checked "
+                       "against eager",
         description="Compile SPEC (with --weights if given), export it, load the result back and "
-                    "compare its outputs with the eager module's on a random batch (ONNX: with "
-                    "onnxruntime when installed).")
+                    "compare its outputs, every one, with the eager module's on a random batch.",
+        epilog=_FORMATS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_arguments(p)
-    p.add_argument("--format", required=True, choices=["torchscript", "exported-program", "onnx"])
+    p.add_argument("--format", required=True, choices=["torchscript", "exported-program", "onnx", "python"],
+                   help="what to write (see below)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write")
     p.add_argument("--weights", metavar="W", help="a state dict file (.pth, .safetensors) to load first")
     p.add_argument("--dynamic-batch", action="store_true", help="let the batch size vary (exported-program, onnx)")
@@ -27,10 +40,12 @@ def run(args) -> int:
 
     arch = load_from_args(args)
     model = build(arch, weights=args.weights)
-    report = export(model, tuple(arch.input_shape), args.output, args.format, args.dynamic_batch)
+    report = export(model, tuple(arch.input_shape), args.output, args.format, args.dynamic_batch,
+                    arch=arch, write_weights=args.weights is not None, source=args.spec)
     if args.json:
         print_json(vars(report))
         return 0
     diff = "not compared" if report.max_abs_diff is None else f"max abs diff {report.max_abs_diff:.2e}"
-    print(f"wrote {report.path} ({report.format}); checked with {report.checked_with}: {diff}")
+    weights = f" and its weights {report.weights}" if report.weights else ""
+    print(f"wrote {report.path}{weights} ({report.format}); checked with {report.checked_with}: {diff}")
     return 0

@@ -1,0 +1,133 @@
+"""Export across network families: ONNX (onnxruntime, ≤ 1e-4) and the standalone .py file
+(imported in a fresh interpreter without archdsl, weights loaded by name, strict, ≤ 1e-5), every output.
+
+Livened norms (``conftest.liven``) so that a wrong graph cannot pass; small inputs (3x64x64).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import liven
+
+import archdsl
+from archdsl.export import export, flat_outputs, max_difference
+
+SIDE = 64
+FAST = ["resnet18", "mobilenet_v3_small", "squeezenet1_1", "resnet18_fpn"]
+SLOW = ["googlenet", "densenet121", "efficientnet_b0", "shufflenet_v2_x1_0", "regnet_x_400mf",
+        "convnext_tiny", "vit_b_16", "yolov8n"]
+NETWORKS = [pytest.param(n, id=n) for n in FAST] + [pytest.param(n, id=n, marks=pytest.mark.slow) for n in SLOW]
+SPEC_PARAMS = {"googlenet": {"aux_logits": False}}
+
+# Runs in a fresh interpreter: imports each written file, checks nothing of archdsl (or of the
+# oracles) came with it, loads the exported weights by name (strict) and saves the outputs.
+RUNNER = textwrap.dedent("""
+    import importlib.util, sys
+    for i, folder in enumerate(sys.argv[1:]):
+        spec = importlib.util.spec_from_file_location(f"net{i}", folder + "/net.py")
+        net_module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(net_module)
+        import torch
+        leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("archdsl", "torchvision", "timm"))
+        assert not leaked, leaked
+        model = net_module.build(folder + "/net.pt").eval()
+        with torch.no_grad():
+            out = model(torch.load(folder + "/x.pt", weights_only=True))
+        torch.save(dict(out) if isinstance(out, dict) else {"output": out}, folder + "/y.pt")
+""")
+
+
+def compiled(name: str):
+    arch = archdsl.load(name, input_shape=(3, SIDE, SIDE), **SPEC_PARAMS.get(name, {}))
+    return arch, liven(archdsl.build(arch), side=SIDE).eval()
+
+
+def run_standalone(folders: dict) -> dict:
+    """Export each network (name → folder) as net.py + net.pt, run them all in one fresh
+    interpreter; name → (eager outputs, standalone outputs) on the same random input."""
+    results = {}
+    for name, folder in folders.items():
+        arch, model = compiled(name)
+        report = export(model, (3, SIDE, SIDE), folder / "net.py", "python", arch=arch, write_weights=True)
+        assert report.max_abs_diff == 0.0 and report.weights == str(folder / "net.pt")
+        x = torch.randn(2, 3, SIDE, SIDE)
+        torch.save(x, folder / "x.pt")
+        with torch.no_grad():
+            results[name] = model(x)
+    run = subprocess.run([sys.executable, "-I", "-c", RUNNER, *map(str, folders.values())],
+                         capture_output=True, text=True, check=False, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return {name: (results[name], torch.load(folder / "y.pt", weights_only=True)) for name, folder in folders.items()}
+
+
+@pytest.fixture(scope="module")
+def fast_standalone(tmp_path_factory):
+    return run_standalone({name: tmp_path_factory.mktemp(name) for name in FAST})
+
+
+def check_standalone(expected, got) -> None:
+    if isinstance(expected, dict):
+        assert list(got) == list(expected)  # every named output, in order
+    assert len(flat_outputs(got)) == len(flat_outputs(expected))
+    assert max_difference(got, expected) <= 1e-5
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_standalone_python_equals_eager_without_archdsl(fast_standalone, name):
+    check_standalone(*fast_standalone[name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SLOW)
+def test_standalone_python_equals_eager_without_archdsl_slow_tier(tmp_path, name):
+    check_standalone(*run_standalone({name: tmp_path})[name])
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_onnx_equals_eager(tmp_path, name):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    _, model = compiled(name)
+    report = export(model, (3, SIDE, SIDE), tmp_path / "net.onnx", "onnx", dynamic_batch=True)
+    assert report.checked_with == "onnxruntime" and report.max_abs_diff <= 1e-4
+
+
+def test_identical_blocks_share_one_class_parametrised_by_their_sizes(tmp_path):
+    arch = archdsl.load("resnet50", input_shape=(3, SIDE, SIDE))
+    model = archdsl.build(arch)
+    source = Path(export(model, (3, SIDE, SIDE), tmp_path / "net.py", "python", arch=arch).path).read_text()
+    classes = [line.split("(")[0][6:] for line in source.splitlines() if line.startswith("class ")]
+    assert classes == ["Bottleneck", "Bottleneck2", "Resnet50"]  # with and without a downsample
+    assert "Bottleneck2(in_channels=1024, out_channels=256)" in source  # conv1's width
+    assert "Bottleneck(in_channels=512, conv1_out_channels=256, stride=2, conv3_out_channels=1024)" in source
+    assert "resnet50: a standalone PyTorch network generated by archdsl" in source
+    assert "Input (N, 3, 64, 64) float32" in source and "25,557,032 parameters" in source
+    assert "archdsl" not in "".join(line for line in source.splitlines() if "import" in line)
+
+
+@pytest.mark.slow
+def test_auxiliary_heads_run_in_training_mode_only(tmp_path):
+    arch = archdsl.load("googlenet", input_shape=(3, SIDE, SIDE), aux_logits=True)
+    model = archdsl.build(arch)  # in training mode the norms use batch statistics
+    path = export(model, (3, SIDE, SIDE), tmp_path / "net.py", "python", arch=arch).path
+    spec = importlib.util.spec_from_file_location("googlenet_standalone", path)
+    generated = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generated)
+    net = generated.build()
+    net.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, SIDE, SIDE)
+    for mode in (True, False):
+        torch.manual_seed(1)
+        expected = model.train(mode)(x)
+        torch.manual_seed(1)
+        got = net.train(mode)(x)
+        assert type(got).__name__ == type(expected).__name__
+        assert max_difference(got, expected) <= 1e-5
+    assert list(net.train()(x).aux) == ["aux1", "aux2"]
