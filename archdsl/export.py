@@ -1,4 +1,5 @@
-"""Export a compiled network — TorchScript, a ``torch.export`` program, ONNX or standalone Python — checked against eager.
+"""Export a compiled network — TorchScript, a ``torch.export`` program, ONNX, standalone Python or an
+AOTInductor package — checked against eager.
 
 Each format is written, read back, run on the same random input as the eager
 module in eval mode, and compared output by output (max abs difference ≤
@@ -7,7 +8,9 @@ are run with onnxruntime. The Python format writes a ``.py`` file that needs
 only torch (:mod:`archdsl.backends.python_source`) and, when asked, the
 weights next to it as a plain state dict (``torch.save``), readable with
 ``torch.load(weights_only=True)``: no archdsl, no extra package, no code
-unpickled.
+unpickled. The ``aoti`` format compiles the network ahead of time (``torch.export`` +
+AOTInductor with freezing, a C++ compiler and minutes on a small CPU) into a
+``.pt2`` package that :func:`archdsl.load_package` loads in about a second.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 from .errors import ArchError
 from .ir.graph import Architecture
 
-FORMATS = ("torchscript", "exported-program", "onnx", "python")
+FORMATS = ("torchscript", "exported-program", "onnx", "python", "aoti")
 PYTHON_TOL = 1e-5
 
 
@@ -83,20 +86,25 @@ def max_difference(got, expected) -> float:
 
 def export(module: torch.nn.Module, input_shape: tuple, out: str | Path, fmt: str,
            dynamic_batch: bool = False, tol: float = 1e-4, arch: Architecture | None = None,
-           write_weights: bool = False, source: str | None = None) -> ExportReport:
+           write_weights: bool = False, source: str | None = None, batch: int = 2) -> ExportReport:
     """Write ``module`` (eval mode, input ``(N, *input_shape)``) to ``out`` in ``fmt``; verify it.
 
     ``fmt="python"`` needs the network's ``arch`` (class names, header); it
     writes ``out`` (``.py`` appended when missing) and, with
     ``write_weights``, the module's state dict next to it (same stem,
-    ``.pt``). Raises :class:`~archdsl.ArchError` when the format's package is
+    ``.pt``). ``batch`` is the example batch size, which is also the only one
+    a non-dynamic exported program, ONNX model or AOTInductor package accepts.
+    Raises :class:`~archdsl.ArchError` when the format's package is
     missing or the exported program's outputs differ from eager by more than
     ``tol`` (``PYTHON_TOL`` for Python source).
     """
     if fmt not in FORMATS:
         raise ArchError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     module = module.eval()
-    x = torch.randn(2, *input_shape)
+    if batch < 1 or (dynamic_batch and batch < 2):
+        raise ArchError(f"batch must be ≥ 1 (≥ 2 with a dynamic batch, which torch.export would fix at 1); "
+                        f"got {batch}")
+    x = torch.randn(batch, *input_shape)
     with torch.no_grad():
         expected = module(x)
     out = Path(out)
@@ -111,6 +119,8 @@ def export(module: torch.nn.Module, input_shape: tuple, out: str | Path, fmt: st
         got, how = torch.export.load(str(out)).module()(x), "torch.export.load"
     elif fmt == "onnx":
         got, how = _onnx(module, x, expected, out, dynamic_batch)
+    elif fmt == "aoti":
+        got, how = _aoti(module, x, out, dynamic_batch)
     else:
         out, weights = _python(module, arch, out, write_weights, source)
         with torch.no_grad():
@@ -136,6 +146,23 @@ def _onnx(module, x, expected, out: Path, dynamic_batch: bool):
                       dynamic_axes=axes, dynamo=False)
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     return [torch.from_numpy(a) for a in session.run(None, {"x": x.numpy()})], "onnxruntime"
+
+
+def _aoti(module, x, out: Path, dynamic_batch: bool):
+    if out.suffix != ".pt2":
+        raise ArchError(f"an AOTInductor package is a .pt2 file; got {str(out)!r}")
+    from torch._inductor import aoti_compile_and_package, aoti_load_package
+
+    dims = {"x": {0: torch.export.Dim("batch", min=1)}} if dynamic_batch else None
+    with torch.no_grad():
+        program = torch.export.export(module, (x,), dynamic_shapes=dims)
+        try:
+            aoti_compile_and_package(program, package_path=str(out), inductor_configs={"freezing": True})
+        except Exception as err:  # noqa: BLE001 — inductor's C++ build fails in many ways; say which
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ArchError(f"AOTInductor could not compile the package (it needs a C++ compiler such as "
+                            f"g++): {detail}") from err
+        return aoti_load_package(str(out))(x), "torch._inductor.aoti_load_package"
 
 
 def _python(module, arch: Architecture | None, out: Path, write_weights: bool, source: str | None):

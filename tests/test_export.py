@@ -64,3 +64,45 @@ def test_export_help_lists_the_four_formats(capsys):
     for fmt in ("torchscript", "exported-program", "onnx", "python"):
         assert f"\n  {fmt} " in text
     assert "OUT.py" in text and "weights_only=True" in text and "archdsl[export]" in text
+
+
+def test_optimized_export_equals_the_eager_network(tmp_path, capsys):
+    """--optimize inference exports the folded graph: no BatchNorm left, outputs as eager's."""
+    import archdsl
+    out = tmp_path / "net.pt"
+    weights = tmp_path / "w.pth"
+    torch.save(archdsl.build("examples/small_resnet.arch").state_dict(), weights)
+    assert main(["export", "examples/small_resnet.arch", "--format", "torchscript", "--optimize", "inference",
+                 "--weights", str(weights), "-o", str(out)]) == 0
+    scripted = torch.jit.load(str(out))
+    assert not any("BatchNorm" in m.original_name for m in scripted.modules())
+    eager = archdsl.build("examples/small_resnet.arch", weights=str(weights)).eval()
+    x = torch.randn(2, *archdsl.load("examples/small_resnet.arch").input_shape)
+    with torch.no_grad():
+        assert (scripted(x) - eager(x)).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--format", "python", "--optimize", "inference", "-o", "n.py"], "keeps the network as written"),
+    (["--format", "aoti", "-o", "n.zip"], ".pt2 file"),
+    (["--format", "exported-program", "--dynamic-batch", "--batch", "1", "-o", "n.pt2"], "batch must be"),
+])
+def test_export_option_errors_are_one_line(tmp_path, capsys, monkeypatch, argv, words):
+    monkeypatch.chdir(tmp_path)
+    from conftest import ROOT
+    assert main(["export", str(ROOT / "examples/mnist_cnn.arch"), *argv]) == 1
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("os").environ.get("ARCHDSL_TEST_AOT"),
+                    reason="AOTInductor compiles C++ for minutes; set ARCHDSL_TEST_AOT=1 to run")
+def test_aoti_package_from_the_command_line(tmp_path, capsys):
+    import archdsl
+    out = tmp_path / "mnist.pt2"
+    assert main(["export", "examples/mnist_cnn.arch", "--format", "aoti", "--optimize", "inference",
+                 "--dynamic-batch", "-o", str(out)]) == 0
+    assert "aoti_load_package" in capsys.readouterr().out
+    x = torch.randn(3, *archdsl.load("examples/mnist_cnn.arch").input_shape)
+    assert archdsl.load_package(out)(x).shape[0] == 3
