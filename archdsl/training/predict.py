@@ -105,7 +105,8 @@ def read_image(path, channels: int):
     try:
         with Image.open(path) as opened:
             return opened.convert("L" if channels == 1 else "RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+    except (UnidentifiedImageError, OSError, ValueError, ImportError) as err:
+        # ImportError: a third-party PIL plugin (e.g. HEIF) tried to identify the file and is not installed
         raise PredictError(f"{path}: not a readable image ({err})") from None
 
 
