@@ -86,7 +86,8 @@ def elaborate_spec(module: ast.Module, path: str, variant: str | None = None, pa
 
 @contextlib.contextmanager
 def _no_gc():
-    """Elaboration allocates many small objects and frees none: the cyclic GC would only rescan them."""
+    """Elaboration and code generation allocate many objects and free none: the cyclic GC would only rescan
+    them."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -144,7 +145,8 @@ def build(spec, variant: str | None = None, weights=None, *, strict: bool = Fals
     if optimize == "inference":
         from .backends.inference import build_inference, reference_state
         return build_inference(arch, reference_state(arch, weights), compile=compile)
-    module = arch.to_torch()
+    with _no_gc():  # thousands of modules and fx nodes, none freed: a collection would only rescan them
+        module = arch.to_torch()
     if weights is not None:
         from .backends.weights import load_weights
         load_weights(module, weights, strict=strict)
