@@ -228,7 +228,7 @@ register(OpDef(
 
 register(OpDef("dropout", "Dropout (training only).",
                (Arg("p", K.PROBABILITY, "probability of zeroing an element", 0.5),),
-               lambda a, ins: ins[0], Traits(C.REGULARIZER, varies=True),
+               lambda a, ins: ins[0], Traits(C.REGULARIZER, varies=True, aliases_input=True),
                label=lambda a: f"dropout {a['p']:g}"))
 
 register(OpDef(
@@ -236,7 +236,7 @@ register(OpDef(
                         "like torchvision.ops.StochasticDepth.",
     (Arg("p", K.PROBABILITY, "probability of dropping the path"),
      Arg("mode", K.CHOICE, "\"row\": per sample; \"batch\": the whole batch", "row", ("row", "batch"))),
-    lambda a, ins: ins[0], Traits(C.REGULARIZER, varies=True),
+    lambda a, ins: ins[0], Traits(C.REGULARIZER, varies=True, aliases_input=True),
     label=lambda a: f"stochastic depth {a['p']:.3g}"))
 
 
@@ -301,7 +301,7 @@ def _concat_shape(a, ins):
 register(OpDef("add", "Sum of the branches (all the same shape).", (), _add_shape,
                Traits(C.JOIN, inplace_safe=True, fresh_output=True), inputs=-1, label=lambda a: "+"))
 register(OpDef("mul", "Product of the branches (broadcasting size-1 dims).", (), _mul_shape,
-               Traits(C.JOIN), inputs=-1, label=lambda a: "×"))
+               Traits(C.JOIN, fresh_output=True), inputs=-1, label=lambda a: "×"))
 register(OpDef("concat", "Concatenate the branches along channels.",
                (Arg("split", K.BOOLEAN, "feed each branch one equal chunk of the input's channels", False),),
                _concat_shape, Traits(C.JOIN, fresh_output=True), inputs=-1, label=lambda a: "concat"))

@@ -179,15 +179,18 @@ class Traits:
     ``inplace_safe``: may overwrite its (first) input when nothing else reads it
     (activations with an in-place form; ``add`` accumulating into a branch).
     ``fresh_output``: returns a newly allocated tensor, so a consumer may
-    overwrite it. ``varies``: its output differs between runs in training mode
-    (dropout, stochastic depth), and its arguments may differ between otherwise
-    identical repeated blocks.
+    overwrite it. ``aliases_input``: returns either a new tensor or its input
+    itself (dropout and stochastic depth in eval mode), so its output may be
+    overwritten exactly when its input may. ``varies``: its output differs
+    between runs in training mode (dropout, stochastic depth), and its
+    arguments may differ between otherwise identical repeated blocks.
     """
 
     category: Category
     emits_node: bool = True
     inplace_safe: bool = False
     fresh_output: bool = False
+    aliases_input: bool = False
     varies: bool = False
 
 
