@@ -12,10 +12,10 @@ from conftest import max_abs_diff
 
 # One small network per family runs in the quick suite; the rest of the zoo is marked slow.
 QUICK = {"resnet18", "googlenet", "squeezenet1_1", "shufflenet_v2_x0_5", "mnasnet0_5", "mobilenet_v2",
-         "mobilenet_v3_small", "efficientnet_b0"}
+         "mobilenet_v3_small", "efficientnet_b0", "convnext_tiny"}
 # Small inputs that every bundled network takes (Inception v3 needs 75 without its aux head).
 SIDE = {"inception_v3": 75, "googlenet": 64, "efficientnet_b0": 32, "mobilenet_v2": 32,
-        "mnasnet0_5": 32, "shufflenet_v2_x0_5": 32, "mobilenet_v3_small": 32}
+        "mnasnet0_5": 32, "shufflenet_v2_x0_5": 32, "mobilenet_v3_small": 32, "convnext_tiny": 32}
 
 
 @torch.no_grad()
@@ -32,8 +32,8 @@ def _liven_norms(module: torch.nn.Module, seed: int = 0) -> None:
 
 
 def _reference(name: str):
-    side = SIDE.get(name, 64)
     arch = archdsl.load(name)
+    side = SIDE.get(name, arch.input_shape[-1] if name.startswith("vit") else 64)  # ViT's tokens are fixed
     reference = arch.to_torch()
     _liven_norms(reference)
     return arch, reference.eval(), torch.randn(2, 3, side, side)

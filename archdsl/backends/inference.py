@@ -174,6 +174,12 @@ def emit_inference(arch: Architecture, onednn: bool = True) -> fx.GraphModule:
             continue
         lowering = LOWERINGS[data["op"]]
         inplace = bool(data.get("inplace"))
+        if lowering.parameter is not None:  # a bare tensor at the op's path (layer scale, class token)
+            with torch.device("meta"):  # assigned from the derived state
+                tensor = lowering.parameter(data["attrs"], data["in_shapes"][0])
+            owner_of, leaf = parent_of(owner, data["name"])
+            owner_of.register_parameter(leaf, tensor)
+            args = (*args, graph.get_attr(data["name"]))
         if lowering.module is not None:
             # no random initialisation for tensors the state will replace (those of ops with
             # parameters); constant buffers (ChannelAffine's) are made for real
