@@ -40,8 +40,24 @@ def _deterministic():
     yield
 
 
-def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+def max_abs_diff(a, b) -> float:
+    """The largest absolute difference of two outputs: tensors, or dicts / sequences of them (same keys)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), f"outputs {list(a)} vs {list(b)}"
+        return max(max_abs_diff(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)):
+        assert isinstance(b, (tuple, list)) and len(a) == len(b)
+        return max(max_abs_diff(x, y) for x, y in zip(a, b))
     return (a - b).abs().max().item()
+
+
+def max_abs_value(a) -> float:
+    """The largest magnitude in an output (a tensor, or a dict / sequence of them)."""
+    if isinstance(a, dict):
+        return max(max_abs_value(v) for v in a.values())
+    if isinstance(a, (tuple, list)):
+        return max(max_abs_value(v) for v in a)
+    return a.abs().max().item()
 
 
 @torch.no_grad()

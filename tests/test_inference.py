@@ -8,7 +8,7 @@ import torch
 import archdsl
 from archdsl.backends.inference import compile_inference, derive_state, reference_state
 from archdsl.ir.passes import INFERENCE_PIPELINE, changes, run_pipeline
-from conftest import max_abs_diff
+from conftest import max_abs_diff, max_abs_value
 
 # One small network per family runs in the quick suite; the rest of the zoo is marked slow.
 QUICK = {"resnet18", "googlenet", "squeezenet1_1", "shufflenet_v2_x0_5", "mnasnet0_5", "mobilenet_v2",
@@ -58,7 +58,7 @@ def test_each_inference_pass_preserves_outputs(name):
     state = reference.state_dict()
     with torch.no_grad():
         expected = reference(x)
-        tolerance = 1e-4 * expected.abs().max().item()
+        tolerance = 1e-4 * max_abs_value(expected)
         before = arch
         for p in INFERENCE_PIPELINE:
             after = run_pipeline(before, (p,))
@@ -210,3 +210,12 @@ def test_aot_package_round_trip(tmp_path):
 def test_aot_package_path_must_be_pt2(tmp_path):
     with pytest.raises(archdsl.ArchError, match=r"\.pt2"):
         archdsl.compile_package("resnet18", tmp_path / "model.zip")
+
+
+def test_every_output_of_a_multi_output_network_survives():
+    """A dict-returning network (an FPN) keeps every output, in order, through the inference build."""
+    eager = archdsl.build("resnet18_fpn").eval()
+    optimised = archdsl.build("resnet18_fpn", weights=eager.state_dict(), optimize="inference")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert max_abs_diff(optimised(x), eager(x)) <= 1e-4

@@ -12,7 +12,7 @@
 ``inplace``           the training pipeline's pass, again on the rewritten graph
 ``layout``            ``graph.graph["memory_format"]``: channels_last where it pays
 ``prepack``           ``prepack = True`` on convs whose weights the CPU back end
-                      reorders once, ahead of time, for oneDNN
+                      reorders for oneDNN once per input shape, not on every call
 
 Every pass is torch-free; :mod:`archdsl.backends.inference` turns the result
 into a module and computes its tensors from the loaded ones.
@@ -120,9 +120,10 @@ def choose_layout(arch: Architecture) -> Architecture:
 def mark_prepack(arch: Architecture) -> Architecture:
     """Mark convs whose weights the CPU back end reorders once for oneDNN (channels_last graphs).
 
-    oneDNN picks a blocked weight layout per convolution; a weight given in
-    torch's plain layout is reordered on every call, one stored pre-reordered
-    is not. Convs with ``padding = "same"`` keep torch's own kernel.
+    oneDNN picks a blocked weight layout per convolution and input shape; a
+    weight given in torch's plain layout is reordered on every call, one kept
+    reordered for the shape is not. Convs with ``padding = "same"`` keep
+    torch's own kernel.
     """
     arch = copy_arch(arch)
     if arch.graph.graph.get("memory_format") != "channels_last":
