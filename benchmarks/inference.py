@@ -62,7 +62,7 @@ def _timed(make):
 def candidates(name: str, args) -> tuple[dict, dict]:
     """The models to time, and the set-up seconds of each."""
     options = {"aux_logits": False} if name in ("googlenet", "inception_v3") else {}
-    tv = liven(torchvision.models.get_model(name, **options), 64)
+    tv = liven(torchvision.models.get_model(name, **options), args.size)  # statistics at the timed size
     weights = tv.state_dict()
     models, setup = {"tv": tv}, {"tv": 0.0}
     models["archdsl"], setup["archdsl"] = _timed(lambda: archdsl.build(name, weights=weights, **options).eval())
