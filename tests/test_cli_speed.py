@@ -87,3 +87,13 @@ def test_stale_grammar_tables_are_rebuilt_not_trusted(tmp_path, monkeypatch):
     assert parser.source_path != "<deserialized>"
     source = (ROOT / "specs" / "resnet.arch").read_text(encoding="utf-8")
     assert parser.parse(source, start="start") == grammar._parser().parse(source, start="start")
+
+
+def test_a_spec_file_is_parsed_once_per_content(tmp_path):
+    from archdsl.frontend.parser import parse_file
+    spec = tmp_path / "a.arch"
+    spec.write_text("arch a\ninput 3 x 8 x 8\nnetwork:\n    relu\n")
+    first = parse_file(spec)
+    assert parse_file(spec) is first  # check resolves then elaborates: one parse
+    spec.write_text("arch a\ninput 3 x 8 x 8\nnetwork:\n    sigmoid\n")
+    assert parse_file(spec) is not first  # keyed by content: an edit is never stale

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import re
 from pathlib import Path
 
@@ -418,10 +420,24 @@ def decode(data: bytes, path: str) -> str:
                               expected="a spec saved as UTF-8") from None
 
 
+# Parsed files by path, content digest and limits: a command that resolves a spec and then
+# elaborates it (check, every variant) parses each file once. The AST is immutable (frozen
+# dataclasses, tuples), so sharing it is safe; the content digest makes a stale entry impossible.
+_PARSED: dict = {}
+_PARSED_MAX = 64
+
+
 def parse_file(path: str | Path) -> ast.Module:
     """Parse a spec file (UTF-8, at most ``max_spec_bytes``); raises :class:`SpecError`."""
     path = Path(path)
     with open(path, "rb") as handle:
         data = handle.read(limits.current().max_spec_bytes + 1)
     _check_size(len(data), str(path))
-    return parse(decode(data, str(path)), str(path))
+    key = (str(path), hashlib.sha256(data).digest(), limits.current())
+    module = _PARSED.get(key)
+    if module is None:
+        module = parse(decode(data, str(path)), str(path))
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.pop(next(iter(_PARSED)))
+        _PARSED[key] = module
+    return module
