@@ -151,18 +151,16 @@ def _onnx(module, x, expected, out: Path, dynamic_batch: bool):
 def _aoti(module, x, out: Path, dynamic_batch: bool):
     if out.suffix != ".pt2":
         raise ArchError(f"an AOTInductor package is a .pt2 file; got {str(out)!r}")
-    from torch._inductor import aoti_compile_and_package, aoti_load_package
+    from .backends.inference import load_package, package_module
 
-    dims = {"x": {0: torch.export.Dim("batch", min=1)}} if dynamic_batch else None
+    try:
+        package_module(module, x, out, dynamic_batch)
+    except Exception as err:  # noqa: BLE001 — inductor's C++ build fails in many ways; say which
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ArchError(f"AOTInductor could not compile the package (it needs a C++ compiler such as "
+                        f"g++): {detail}") from err
     with torch.no_grad():
-        program = torch.export.export(module, (x,), dynamic_shapes=dims)
-        try:
-            aoti_compile_and_package(program, package_path=str(out), inductor_configs={"freezing": True})
-        except Exception as err:  # noqa: BLE001 — inductor's C++ build fails in many ways; say which
-            detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ArchError(f"AOTInductor could not compile the package (it needs a C++ compiler such as "
-                            f"g++): {detail}") from err
-        return aoti_load_package(str(out))(x), "torch._inductor.aoti_load_package"
+        return load_package(out)(x), "torch._inductor.aoti_load_package"
 
 
 def _python(module, arch: Architecture | None, out: Path, write_weights: bool, source: str | None):

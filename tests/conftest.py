@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import textwrap
 from pathlib import Path
@@ -94,3 +95,19 @@ def liven(model: torch.nn.Module, side: int = 64, seed: int = 0) -> torch.nn.Mod
         norm.momentum = momentum
     return model.train(was_training)
 
+
+def place_published_weights(tmp_path, monkeypatch, name: str, tag: str, state: dict) -> dict:
+    """Save ``state`` under torchvision's published file name, its name's hash made to match."""
+    from archdsl.published import weight_entry
+
+    entry = weight_entry(name, tag)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    folder = tmp_path / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    raw = folder / "raw.pth"
+    torch.save(state, raw)
+    digest = hashlib.sha256(raw.read_bytes()).hexdigest()
+    monkeypatch.setattr("archdsl.published.weight_entry",
+                        lambda n, t="DEFAULT", missing_ok=False: {**entry, "hash": digest[:8]})
+    raw.rename(folder / entry["file"])
+    return entry

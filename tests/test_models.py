@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import pytest
@@ -11,7 +10,7 @@ from torch import nn
 
 import archdsl
 from archdsl.errors import ArchError, WeightsError
-from conftest import liven, max_abs_diff
+from conftest import liven, max_abs_diff, place_published_weights
 
 
 # Feature pyramids of the convolutional classifiers (and HRNet, YOLOv8-cls); the dense-prediction
@@ -117,26 +116,10 @@ def test_list_models_takes_a_pattern():
     assert set(archdsl.list_models("resnet*", pretrained=True)) >= {"resnet18", "resnet50"}
 
 
-def _place_weights(tmp_path, monkeypatch, name, tag, state):
-    """Save ``state`` under torchvision's published file name, its name's hash made to match."""
-    from archdsl.published import weight_entry
-    entry = weight_entry(name, tag)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    folder = tmp_path / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
-    raw = folder / "raw.pth"
-    torch.save(state, raw)
-    digest = hashlib.sha256(raw.read_bytes()).hexdigest()
-    monkeypatch.setattr("archdsl.published.weight_entry",
-                        lambda n, t="DEFAULT", missing_ok=False: {**entry, "hash": digest[:8]})
-    raw.rename(folder / entry["file"])
-    return entry
-
-
 def test_pretrained_weights_load_from_the_torch_cache(tmp_path, monkeypatch):
     import torchvision
     oracle = liven(torchvision.models.resnet18()).eval()
-    entry = _place_weights(tmp_path, monkeypatch, "resnet18", "DEFAULT", oracle.state_dict())
+    entry = place_published_weights(tmp_path, monkeypatch, "resnet18", "DEFAULT", oracle.state_dict())
     model = archdsl.create_model("resnet18", pretrained=True).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():

@@ -8,7 +8,6 @@ temporary TORCH_HOME (nothing downloads).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -21,7 +20,7 @@ Image = pytest.importorskip("PIL.Image")
 from archdsl.cli import main as cli  # noqa: E402
 from archdsl.training import TrainConfig, read_checkpoint, train  # noqa: E402
 
-from conftest import liven  # noqa: E402
+from conftest import liven, place_published_weights  # noqa: E402
 
 TINY = """\
 arch tiny
@@ -143,28 +142,11 @@ def test_missing_and_unreadable_images_are_named(run, tiny, digit_pngs, tmp_path
     assert "no such checkpoint" in capsys.readouterr().err
 
 
-def _place_weights(tmp_path, monkeypatch, name, tag, state) -> dict:
-    """Save ``state`` under torchvision's published file name, its name's hash made to match."""
-    from archdsl.published import weight_entry
-
-    entry = weight_entry(name, tag)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    folder = tmp_path / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
-    raw = folder / "raw.pth"
-    torch.save(state, raw)
-    digest = hashlib.sha256(raw.read_bytes()).hexdigest()
-    monkeypatch.setattr("archdsl.published.weight_entry",
-                        lambda n, t="DEFAULT", missing_ok=False: {**entry, "hash": digest[:8]})
-    raw.rename(folder / entry["file"])
-    return entry
-
-
 def test_published_tag_uses_torchvision_preprocessing_and_categories(tmp_path, monkeypatch, capsys):
     torchvision = pytest.importorskip("torchvision")
     weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
     oracle = liven(torchvision.models.resnet18()).eval()
-    _place_weights(tmp_path, monkeypatch, "resnet18", "DEFAULT", oracle.state_dict())
+    place_published_weights(tmp_path, monkeypatch, "resnet18", "DEFAULT", oracle.state_dict())
     generator = torch.Generator().manual_seed(0)
     picture = tmp_path / "picture.png"  # not square: the shorter side is resized, then cropped
     Image.fromarray(torch.randint(0, 256, (150, 200, 3), generator=generator, dtype=torch.uint8).numpy(),

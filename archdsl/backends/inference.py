@@ -288,9 +288,15 @@ def export_package(arch: Architecture, state: dict, path, batch: int = 1):
     package path; :func:`load_package` loads it back in about a second.
     """
     module = compile_inference(run_pipeline(arch, INFERENCE_PIPELINE), state, onednn=False)
-    example = torch.randn(batch, *arch.input_shape)
+    return package_module(module, torch.randn(batch, *arch.input_shape), path)
+
+
+def package_module(module: nn.Module, example: torch.Tensor, path, dynamic_batch: bool = False):
+    """``torch.export`` ``module`` at ``example`` (batch free with ``dynamic_batch``) and package it with
+    AOTInductor (freezing) at ``path``; returns the package path."""
+    dims = {"x": {0: torch.export.Dim("batch", min=1)}} if dynamic_batch else None
     with torch.no_grad():
-        exported = torch.export.export(module, (example,))
+        exported = torch.export.export(module, (example,), dynamic_shapes=dims)
         return torch._inductor.aoti_compile_and_package(
             exported, package_path=str(path), inductor_configs={"freezing": True})
 

@@ -68,15 +68,21 @@ def parse_input(text: str) -> tuple:
     return (dims[0], dims[0]) if len(dims) == 1 else dims
 
 
-def depth_arg(text: str) -> int:
-    """argparse type for ``--depth``: a positive integer (bad values exit 2 with usage)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def positive_int(what: str = "a positive integer"):
+    """An argparse type: a positive integer, else exit 2 with usage saying ``expected {what}``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
+
+
+# argparse type for ``--depth``
+depth_arg = positive_int()
 
 
 def input_arg(text: str) -> tuple:

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import ArchError
-from ._shared import input_arg
+from ._shared import input_arg, positive_int
 
 _S = argparse.SUPPRESS  # options left out stay out of the namespace: we know what was given
 
@@ -49,7 +49,7 @@ def _data_options(d) -> None:
     d.add_argument("--input", type=input_arg, default=_S, metavar="CxHxW",
                    help="train the network at this input (e.g. 1x32x32, or 32 for a square input with "
                         "the spec's channels); the images are resized to it (default: the spec's input)")
-    d.add_argument("--img-size", type=_side, default=_S, metavar="N",
+    d.add_argument("--img-size", type=positive_int("a positive number of pixels"), default=_S, metavar="N",
                    help="train at N x N pixels, keeping the spec's channels (same as --input N)")
 
 
@@ -100,17 +100,6 @@ def _output_options(o) -> None:
                    help="continue RUN_DIR from its last good checkpoint (may raise --epochs)")
     o.add_argument("--quiet", action="store_true", default=_S, help="one line per epoch, no bar")
     o.add_argument("--json", action="store_true", help="print the summary as JSON")
-
-
-def _side(text: str) -> int:
-    """argparse type for ``--img-size``: a positive number of pixels."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of pixels, got {text!r}")
-    return value
 
 
 def build_config(args):
