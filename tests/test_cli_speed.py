@@ -97,3 +97,46 @@ def test_a_spec_file_is_parsed_once_per_content(tmp_path):
     assert parse_file(spec) is first  # check resolves then elaborates: one parse
     spec.write_text("arch a\ninput 3 x 8 x 8\nnetwork:\n    sigmoid\n")
     assert parse_file(spec) is not first  # keyed by content: an edit is never stale
+
+
+def _outcome(parser, text: str, start: str = "start"):
+    """The tree, or the error's kind, position and expected terminals."""
+    import lark
+    try:
+        return parser.parse(text, start=start)
+    except lark.exceptions.UnexpectedInput as e:
+        return type(e).__name__, e.line, e.column, sorted(getattr(e, "expected", None) or getattr(e, "allowed", ()))
+    except lark.exceptions.LarkError as e:  # the indenter's DedentError
+        return type(e).__name__, str(e)
+
+
+def test_ordered_scanner_lexes_as_lark_does():
+    """The per-terminal scanner (archdsl/frontend/lexing.py) equals lark's regex-union scanner:
+    same trees for every spec, same error kind, position and expected set for broken ones."""
+    import random
+
+    import lark
+
+    from archdsl.frontend import grammar
+    text = grammar.GRAMMAR.read_text(encoding="utf-8")
+    ours = grammar._parser()
+    theirs = lark.Lark(text, postlex=grammar.ArchIndenter(), **grammar._OPTIONS)
+    assert type(ours.parser.lexer.lexer).__name__ == "OrderedContextualLexer"
+    assert type(theirs.parser.lexer.lexer) is lark.lexer.ContextualLexer
+    sources = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "specs").glob("*.arch"))]
+    tricky = ["arch a\ninput 3x224x224\nnetwork:\n    conv(64, 3) -> x: relu\n",
+              "arch in_x\ninput 3 x 8 x 8\nlet x = 1 if in else 2\nnetwork:\n    relu\n",
+              "arch a\ninput 3x8x8\nnetwork:\n    conv(8, 3)  @@\n", "arch a\ninput 3x8x8\nnetwork:\n    \"unterminated\n"]
+    rng = random.Random(16)
+    broken = []
+    for source in sources[:12]:  # deterministic mutations: delete, duplicate or insert one character
+        for _ in range(25):
+            i = rng.randrange(len(source))
+            op = rng.choice(["del", "dup", "ins"])
+            ch = rng.choice("x:@(){}[].,-=>\n #\"'1a")
+            broken.append(source[:i] + source[i + 1:] if op == "del" else
+                          source[:i] + source[i] + source[i:] if op == "dup" else source[:i] + ch + source[i:])
+    for source in sources + tricky + broken:
+        assert _outcome(ours, source) == _outcome(theirs, source), source
+    for expr in ["a if b else c ** -2", "[1, 2, x][1:]", "x not in (1, 2)", "@t.x[0] + in.c", "1.5e3 // .5"]:
+        assert _outcome(ours, expr, "expr") == _outcome(theirs, expr, "expr"), expr

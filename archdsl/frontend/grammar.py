@@ -22,6 +22,8 @@ import lark
 from lark import Lark
 from lark.indenter import Indenter
 
+from .lexing import PLUGINS
+
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 TABLES = Path(__file__).with_name("grammar_tables.json")
 _OPTIONS = dict(parser="lalr", propagate_positions=True, start=["start", "expr"], maybe_placeholders=True)
@@ -41,7 +43,7 @@ def _stamp(grammar_text: str) -> dict:
 
 
 def _build(grammar_text: str) -> Lark:
-    return Lark(grammar_text, postlex=ArchIndenter(), **_OPTIONS)
+    return Lark(grammar_text, postlex=ArchIndenter(), _plugins=PLUGINS, **_OPTIONS)
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,7 +55,7 @@ def _parser() -> Lark:
         saved = None
     if saved is not None and saved.get("stamp") == _stamp(text):
         try:
-            return Lark._load_from_dict(saved["data"], saved["memo"], postlex=ArchIndenter())
+            return Lark._load_from_dict(saved["data"], saved["memo"], postlex=ArchIndenter(), _plugins=PLUGINS)
         except Exception:  # noqa: BLE001 — lark's private format moved: build the tables instead
             pass
     return _build(text)
@@ -93,7 +95,8 @@ def tables_json() -> str:
 
     text = GRAMMAR.read_text(encoding="utf-8")
     data, memo = _build(text).memo_serialize([TerminalDef, Rule])
-    data["options"] = {k: v for k, v in data["options"].items() if k != "postlex"}  # an object: passed at load
+    # objects, passed again at load
+    data["options"] = {k: v for k, v in data["options"].items() if k not in ("postlex", "_plugins")}
     return json.dumps({"stamp": _stamp(text), "data": _encode(data), "memo": _encode(memo)},
                       separators=(",", ":"), sort_keys=True) + "\n"
 
