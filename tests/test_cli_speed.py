@@ -1,4 +1,4 @@
-"""A snappy command line: no torch for --help/list/check/summary, no elaboration for list."""
+"""A snappy command line: no torch or networkx for --help/list/check/summary, no elaboration for list."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ _PROBE = ("import sys, contextlib, io\n"
           "        code = main({argv!r})\n"
           "    except SystemExit as exit_:\n"
           "        code = exit_.code\n"
-          "print(code, sorted(m for m in ('torch', 'torchvision') if m in sys.modules))\n")
+          "print(code, sorted(m for m in ('torch', 'torchvision', 'networkx') if m in sys.modules))\n")
 
 
 def _probe(argv: list, prelude: str = "") -> str:
@@ -28,8 +28,10 @@ def _probe(argv: list, prelude: str = "") -> str:
     return proc.stdout.strip()
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["list"], ["check", "resnet50"], ["summary", "efficientnet_b0"]])
+@pytest.mark.parametrize("argv", [["--help"], ["list"], ["check", "resnet50"], ["summary", "efficientnet_b0"],
+                                  ["check", "yolov8n"], ["summary", "hrnet_w18", "--depth", "2"]])
 def test_inspection_commands_import_no_torch(argv):
+    """networkx too: its package import (~0.2 s) loads every algorithm; the IR converts on demand."""
     assert _probe(argv) in ("0 []", "None []")
 
 

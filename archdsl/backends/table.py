@@ -113,7 +113,7 @@ def summarize(arch, depth: int | None = None) -> Summary:
     """
     if depth is not None and depth < 1:
         raise SpecError(f"depth must be at least 1, got {depth}")
-    scopes = arch.graph.graph.get("scopes", {})
+    scopes = arch.ir.graph.get("scopes", {})
     rows: list[Row] = []
     current = None
     for _, data in arch.ops():

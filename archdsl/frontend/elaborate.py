@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import networkx as nx
 
 from . import ast
 from ..errors import ShapeError, SpecError, Span, describe, is_int, shape_text, suggest
 from . import limits
 from .expr import Env, Evaluator, bind_arguments, bind_target, metering, truth
+from ..ir.digraph import DiGraph
 from ..ir.graph import Architecture, verify
 from ..ir.ops import REGISTRY, ArgProblem, ShapeProblem, joins
 from .graph_items import GraphItems
@@ -37,7 +37,7 @@ class Elaborator(GraphItems, GroupItems):
     def __init__(self, module: ast.Module, path: str):
         self.module = module
         self.path = path
-        self.graph = nx.DiGraph(scopes={})
+        self.graph = DiGraph(scopes={})
         self.aux: str | None = None
         self.aux_outputs: dict[str, str] = {}
         self.block_stack: list[str] = []

@@ -59,6 +59,19 @@ class OrderedScanner:
         return None
 
 
+_MATCHES: dict = {}
+
+
+def _matches_all(regexp: str, flags: int, value: str) -> bool:
+    """Whether ``regexp`` matching at the start of ``value`` takes all of it (asked once per pair)."""
+    key = (regexp, flags, value)
+    found = _MATCHES.get(key)
+    if found is None:
+        m = _compiled(regexp, flags).match(value)
+        found = _MATCHES[key] = bool(m) and m.group(0) == value
+    return found
+
+
 def _keyword_callbacks(terminals, g_regex_flags: int):
     """Lark's rule for keywords inside a regex terminal (its ``_create_unless``), with ordered scanners.
 
@@ -69,13 +82,12 @@ def _keyword_callbacks(terminals, g_regex_flags: int):
     strings = [t for t in terminals if isinstance(t.pattern, PatternStr)]
     embedded, callbacks = set(), {}
     for regex_term in (t for t in terminals if isinstance(t.pattern, PatternRE)):
-        pattern = _compiled(regex_term.pattern.to_regexp(), g_regex_flags)
+        regexp = regex_term.pattern.to_regexp()
         unless = []
         for string_term in strings:
             if string_term.priority != regex_term.priority:
                 continue
-            m = pattern.match(string_term.pattern.value)
-            if m and m.group(0) == string_term.pattern.value:
+            if _matches_all(regexp, g_regex_flags, string_term.pattern.value):
                 unless.append(string_term)
                 if string_term.pattern.flags <= regex_term.pattern.flags:
                     embedded.add(string_term)

@@ -22,18 +22,24 @@ output's key to its node, in declaration order.
 
 A network has one ``input`` node per declared input (node ``input`` when the
 spec declares one unnamed input, else the inputs' names) and one or more outputs.
+
+Elaboration builds the graph as an :class:`archdsl.ir.digraph.DiGraph` (same
+methods, no networkx import); ``Architecture.graph`` converts it to networkx on
+first access, so commands that only inspect a network never import networkx.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchError
+from .digraph import DiGraph, is_acyclic, topological_order
 from .ops import REGISTRY
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 NODE_KEYS = ("op", "attrs", "name", "shape", "in_shapes", "params", "buffers", "macs", "order")
 
@@ -46,9 +52,9 @@ class IRError(ArchError):
     """
 
 
-def inputs_of(graph: nx.DiGraph, node: str) -> list[str]:
+def inputs_of(graph: "nx.DiGraph | DiGraph", node: str) -> list[str]:
     """The producers feeding ``node``, in argument order."""
-    preds = [(i, src) for src, _, data in graph.in_edges(node, data=True) for i in edge_indices(data)]
+    preds = [(i, src) for src, data in graph.pred[node].items() for i in edge_indices(data)]
     return [src for _, src in sorted(preds)]
 
 
@@ -57,7 +63,7 @@ def edge_indices(data: dict) -> tuple:
     return tuple(data.get("indices", (data["index"],)))
 
 
-def verify(graph: nx.DiGraph, after: str = "elaboration") -> None:
+def verify(graph: "nx.DiGraph | DiGraph", after: str = "elaboration") -> None:
     """Check the IR invariants; raises :class:`IRError` naming the node and ``after`` (the stage).
 
     Invariants: acyclic; at least one ``input`` node; every node has :data:`NODE_KEYS`;
@@ -68,7 +74,7 @@ def verify(graph: nx.DiGraph, after: str = "elaboration") -> None:
         where = f" at node {node!r} ({graph.nodes[node].get('name')})" if node is not None else ""
         raise IRError(f"internal error: invalid IR after {after}{where}: {message}; please report this")
 
-    if not nx.is_directed_acyclic_graph(graph):
+    if not is_acyclic(graph):
         fail("the graph has a cycle")
     inputs = [n for n, d in graph.nodes(data=True) if d.get("op") == "input"]
     if not inputs:
@@ -90,14 +96,16 @@ def verify(graph: nx.DiGraph, after: str = "elaboration") -> None:
             _verify_op(graph, node, data, fail)
 
 
-def _verify_op(graph: nx.DiGraph, node, data: dict, fail) -> None:
+def _verify_op(graph: "nx.DiGraph | DiGraph", node, data: dict, fail) -> None:
     if data["op"] not in REGISTRY:
         fail(f"unknown op {data['op']!r}", node)
-    srcs = inputs_of(graph, node)
-    indices = sorted(i for _, _, d in graph.in_edges(node, data=True) for i in edge_indices(d))
+    reads = sorted((i, src) for src, d in graph.pred[node].items() for i in edge_indices(d))
+    srcs = [src for _, src in reads]
+    indices = [i for i, _ in reads]
     if indices != list(range(len(srcs))):
         fail(f"edge indices {indices} are not 0..{len(srcs) - 1}", node)
-    if [graph.nodes[s]["shape"] for s in srcs] != list(data["in_shapes"]):
+    nodes = graph.nodes
+    if [nodes[s]["shape"] for s in srcs] != list(data["in_shapes"]):
         fail("input shapes disagree with the producers' shapes", node)
     expected = REGISTRY[data["op"]].inputs
     if expected != -1 and expected != len(srcs):
@@ -108,7 +116,9 @@ def _verify_op(graph: nx.DiGraph, node, data: dict, fail) -> None:
 class Architecture:
     """An elaborated network: the IR graph plus what it was made from.
 
-    ``graph`` is the networkx IR. ``outputs`` maps each output's key to its
+    ``graph`` is the networkx IR (converted from the front end's
+    :class:`~archdsl.ir.digraph.DiGraph` on first access; ``ir`` is the graph as
+    held, either kind, for code that needs only their shared methods). ``outputs`` maps each output's key to its
     node, in declaration order; a network that declares none has the one
     output ``{"output": node}`` and returns a tensor, one that declares some
     (``returns_dict``) returns a dict in every mode. ``output`` is the first
@@ -124,7 +134,7 @@ class Architecture:
     source: str
     params: dict[str, Any]
     input_shape: tuple
-    graph: nx.DiGraph
+    graph: Any  # networkx.DiGraph; a property (below) converting the front end's DiGraph lazily
     output: str
     aux_outputs: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
@@ -138,24 +148,31 @@ class Architecture:
             self.inputs = {"input": tuple(self.input_shape)}
 
     @property
+    def ir(self) -> "nx.DiGraph | DiGraph":
+        """The IR graph as held, without converting: archdsl's :class:`DiGraph` until ``graph`` is
+        first read, networkx's after. Both answer ``nodes``, ``in_edges``, ``out_edges``, ``copy`` …"""
+        return self.__dict__["_graph"]
+
+    @property
     def output_shape(self) -> tuple:
-        return tuple(self.graph.nodes[self.output]["shape"])
+        return tuple(self.ir.nodes[self.output]["shape"])
 
     @property
     def output_shapes(self) -> dict[str, tuple]:
         """Each output's key and shape (batch excluded), in declaration order."""
-        return {key: tuple(self.graph.nodes[node]["shape"]) for key, node in self.outputs.items()}
+        return {key: tuple(self.ir.nodes[node]["shape"]) for key, node in self.outputs.items()}
 
     @functools.cached_property
     def execution_order(self) -> tuple:
         """Node ids in execution order (topological, ties by creation), computed once."""
-        graph = self.graph
-        return tuple(nx.lexicographical_topological_sort(graph, key=lambda n: graph.nodes[n]["order"]))
+        nodes = self.ir.nodes
+        return tuple(topological_order(self.ir, key=lambda n: nodes[n]["order"]))
 
     def ops(self, include_aux: bool = True):
         """Nodes in execution (topological) order, as ``(node_id, data)``."""
+        nodes = self.ir.nodes
         for node in self.execution_order:
-            data = self.graph.nodes[node]
+            data = nodes[node]
             if data["op"] == "input" or (data.get("aux") and not include_aux):
                 continue
             yield node, data
@@ -200,3 +217,19 @@ class Architecture:
             "outputs": {k: list(v) for k, v in self.output_shapes.items()},
             "macs": self.macs(), "aux_outputs": sorted(self.aux_outputs),
         }
+
+
+def _graph(arch: Architecture):
+    held = arch.__dict__["_graph"]
+    if isinstance(held, DiGraph):  # first access: convert once, keep networkx's
+        held = arch.__dict__["_graph"] = held.to_networkx()
+    return held
+
+
+def _set_graph(arch: Architecture, graph) -> None:
+    arch.__dict__["_graph"] = graph
+
+
+# Assigned after the dataclass is made, so ``graph`` stays an ordinary constructor argument.
+Architecture.graph = property(_graph, _set_graph, doc="The IR as a ``networkx.DiGraph`` (converted once, on "
+                                                       "first access, from the front end's graph).")

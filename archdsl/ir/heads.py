@@ -23,8 +23,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import networkx as nx
-
 from ..errors import ArchError
 from .graph import Architecture, inputs_of
 from .registry import REGISTRY, Category
@@ -103,6 +101,8 @@ def find_head(arch: Architecture, classifier: str) -> Head:
 
 def main_path(arch: Architecture, until: str) -> list[str]:
     """The values every path from the input to ``until`` passes through, input first (dominators)."""
+    import networkx as nx  # only here: inspection commands never import it
+
     graph = arch.graph.subgraph(n for n, d in arch.graph.nodes(data=True) if not d.get("aux"))
     idom = nx.immediate_dominators(graph, "input")
     chain = [until]

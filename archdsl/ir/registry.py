@@ -295,6 +295,7 @@ class OpDef:
 
 
 REGISTRY: dict[str, OpDef] = {}
+_BY_CATEGORY: dict = {}  # ops_in's answers; elaboration asks for every node
 
 
 def register(op: OpDef) -> OpDef:
@@ -302,12 +303,16 @@ def register(op: OpDef) -> OpDef:
     if op.name in REGISTRY:
         raise ValueError(f"op {op.name!r} registered twice")
     REGISTRY[op.name] = op
+    _BY_CATEGORY.clear()
     return op
 
 
 def ops_in(category: Category) -> tuple[str, ...]:
     """The names of the registered ops of one category, in registration order."""
-    return tuple(name for name, op in REGISTRY.items() if op.category is category)
+    found = _BY_CATEGORY.get(category)
+    if found is None:
+        found = _BY_CATEGORY[category] = tuple(name for name, op in REGISTRY.items() if op.category is category)
+    return found
 
 
 def joins() -> tuple[str, ...]:

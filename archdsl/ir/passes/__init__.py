@@ -54,7 +54,7 @@ def run_pipeline(arch: Architecture, passes: tuple[Pass, ...] = PIPELINE,
     """
     for p in passes:
         after = p.run(arch)
-        verify(after.graph, after=f"pass {p.name!r}")
+        verify(after.ir, after=f"pass {p.name!r}")
         if on_pass is not None:
             on_pass(p, arch, after)
         arch = after

@@ -23,7 +23,7 @@ from ..registry import REGISTRY
 
 
 def _overwritable(arch: Architecture, src: str) -> bool:
-    graph = arch.graph
+    graph = arch.ir
     op = graph.nodes[src]["op"]
     reads = sum(len(edge_indices(d)) for _, _, d in graph.out_edges(src, data=True))
     if op not in REGISTRY or reads != 1 or src in arch.outputs.values() or src in arch.aux_outputs.values():
@@ -37,7 +37,7 @@ def _overwritable(arch: Architecture, src: str) -> bool:
 
 def mark_inplace(arch: Architecture) -> Architecture:
     """A copy of ``arch`` with ``inplace = True`` on nodes that may overwrite their first input."""
-    graph = arch.graph.copy()
+    graph = arch.ir.copy()
     for node, data in graph.nodes(data=True):
         if data["op"] == "input" or data.get("inplace") is False:
             continue

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import networkx as nx
 
 from ..graph import Architecture, IRError, inputs_of
 
@@ -43,7 +42,7 @@ def bypass(arch: Architecture, node: str, replacement: str) -> Architecture:
     guarantees it: pass-through ops, or a producer that absorbed ``node``).
     Returns ``arch`` with its output names updated; the graph is changed in place.
     """
-    graph: nx.DiGraph = arch.graph
+    graph = arch.graph
     for reader in list(graph.successors(node)):
         index = graph.edges[node, reader]["index"]
         graph.remove_edge(node, reader)
