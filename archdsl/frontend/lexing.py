@@ -43,8 +43,10 @@ class OrderedScanner:
         self._patterns = [(_compiled(t.pattern.to_regexp(), g_regex_flags), t.name) for t in terminals]
 
     def match(self, text, pos):
-        """``(value, terminal name)`` of the first terminal matching ``text.text`` at ``pos``, else None."""
-        string, end = text.text, text.end
+        """``(value, terminal name)`` of the first terminal matching ``text`` at ``pos``, else None
+        (``text`` is lark's ``TextSlice``; a plain string before lark 1.2)."""
+        string = getattr(text, "text", text)
+        end = getattr(text, "end", len(string))
         for pattern, name in self._patterns:
             m = pattern.match(string, pos, end)
             if m:
