@@ -24,8 +24,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from fnmatch import fnmatchcase
 
-    from ..frontend.index import read_index
-    from ..frontend.resolve import entries
+    from ..frontend.index import entries, read_index
     from ..published import weight_entry
 
     if args.write_index:

@@ -14,7 +14,6 @@ import sys
 
 from .. import __version__
 from ..errors import ArchError
-from ..frontend.resolve import set_spec_path
 
 # The commands, in the order ``--help`` lists them; each is a module of this package.
 COMMANDS = ["compile", "check", "list", "ops", "summary", "render", "compare", "scale", "train", "eval",
@@ -74,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        set_spec_path(getattr(args, "spec_path", None) or [])
+        spec_path = getattr(args, "spec_path", None) or []
+        if spec_path or "archdsl.frontend.resolve" in sys.modules:  # --help and list never load the parser
+            from ..frontend.resolve import set_spec_path
+            set_spec_path(spec_path)
         return args.func(args) or 0
     except ArchError as err:
         if args.debug:

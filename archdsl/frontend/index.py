@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -48,3 +49,42 @@ def write_index(content: dict) -> None:
     """Write ``content`` (from :func:`archdsl.api.zoo_index`) as the index file."""
     INDEX.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")
     read_index.cache_clear()
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    path: Path
+    variant: str | None
+    family: str
+
+
+@functools.lru_cache(maxsize=None)
+def entries() -> dict[str, ZooEntry]:
+    """Every bundled name: each variant of each spec, and each family without variants.
+
+    Read from the zoo index while it is current (no spec is parsed), else
+    found by parsing every spec file (:func:`scan_entries`).
+    """
+    index = read_index()
+    if index is None:
+        return scan_entries()
+    return {name: ZooEntry(name, SPECS_DIR / e["spec"], e["variant"], e["family"]) for name, e in index.items()}
+
+
+def scan_entries() -> dict[str, ZooEntry]:
+    """:func:`entries` found by parsing every bundled spec file."""
+    from .parser import parse_file  # only here: listing from the index never loads the parser
+
+    out: dict[str, ZooEntry] = {}
+    for path in sorted(SPECS_DIR.glob("*.arch")):
+        module = parse_file(path)
+        if module.network is None:
+            continue  # a library of blocks
+        family = module.arch_name or path.stem
+        if module.variants:
+            for variant in module.variants:
+                out[variant.name] = ZooEntry(variant.name, path, variant.name, family)
+        else:
+            out[family] = ZooEntry(family, path, None, family)
+    return out

@@ -23,48 +23,11 @@ from .parser import parse_file
 GROUP_KINDS = ("branch", "seq")
 
 
-from .index import SPECS_DIR, read_index
+from .index import SPECS_DIR, ZooEntry, entries, scan_entries  # noqa: F401 — entries are resolve's API too
 
 # The README's example specs: shipped in the wheel as archdsl/examples, so
 # `archdsl train examples/small_resnet.arch` works from an installed package too.
 EXAMPLES_DIR = SPECS_DIR.parent / "examples"
-
-
-@dataclass(frozen=True)
-class ZooEntry:
-    name: str
-    path: Path
-    variant: str | None
-    family: str
-
-
-@functools.lru_cache(maxsize=None)
-def entries() -> dict[str, ZooEntry]:
-    """Every bundled name: each variant of each spec, and each family without variants.
-
-    Read from the zoo index while it is current (no spec is parsed), else
-    found by parsing every spec file (:func:`scan_entries`).
-    """
-    index = read_index()
-    if index is None:
-        return scan_entries()
-    return {name: ZooEntry(name, SPECS_DIR / e["spec"], e["variant"], e["family"]) for name, e in index.items()}
-
-
-def scan_entries() -> dict[str, ZooEntry]:
-    """:func:`entries` found by parsing every bundled spec file."""
-    out: dict[str, ZooEntry] = {}
-    for path in sorted(SPECS_DIR.glob("*.arch")):
-        module = parse_file(path)
-        if module.network is None:
-            continue  # a library of blocks
-        family = module.arch_name or path.stem
-        if module.variants:
-            for variant in module.variants:
-                out[variant.name] = ZooEntry(variant.name, path, variant.name, family)
-        else:
-            out[family] = ZooEntry(family, path, None, family)
-    return out
 
 
 def resolve(spec: str) -> tuple[Path, str | None]:
