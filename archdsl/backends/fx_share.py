@@ -123,6 +123,9 @@ class _Compiled:
         cls.forward = self.forward
         cls._wrapped_call = self.wrapped_call_type(cls, None)
         cls.__call__ = self.call
+        for child in module.children():  # as recompile does; archdsl's builds hold only stand-ins here
+            if isinstance(child, fx.GraphModule):
+                child.recompile()
 
     def matches(self, module: fx.GraphModule) -> bool:
         """Whether ``module`` holds what torch.fx's own compilation gave the first module."""
@@ -144,11 +147,7 @@ class CodeShare:
         self.shared = 0
 
     def graph_module(self, root: nn.Module, graph: fx.Graph, class_name: str) -> fx.GraphModule:
-        """``fx.GraphModule(root, graph, class_name)``, with the code of an earlier equal graph if any.
-
-        ``root`` must hold no ``GraphModule`` at the graph's targets (torch.fx
-        would recompile those too); archdsl's code generation puts stand-ins there.
-        """
+        """``fx.GraphModule(root, graph, class_name)``, with the code of an earlier equal graph if any."""
         key = graph_key(graph) if self.enabled else None
         entry = self._entries.get(key) if key is not None else None
         if entry is None:
