@@ -27,7 +27,7 @@ import gc
 import time
 
 import torch
-import torch.fx as fx
+from torch import fx
 from torch.fx import graph_module as fx_graph_module
 
 import archdsl

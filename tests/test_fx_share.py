@@ -9,8 +9,7 @@ import warnings
 
 import pytest
 import torch
-import torch.fx as fx
-from torch import nn
+from torch import fx, nn
 
 import archdsl
 from archdsl.backends import fx_share

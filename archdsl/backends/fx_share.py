@@ -25,8 +25,7 @@ from __future__ import annotations
 import warnings
 
 import torch
-import torch.fx as fx
-from torch import nn
+from torch import fx, nn
 
 # Instance attributes GraphModule.recompile sets from the PythonCode it generates.
 _CODE_ATTRIBUTES = ("_code", "_lineno_map", "_prologue_start")
