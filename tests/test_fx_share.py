@@ -111,19 +111,19 @@ def test_a_graph_with_metadata_keeps_its_own_code():
     assert graph_key(graph) is None
 
 
-def test_outputs_and_everything_printed_are_unchanged(monkeypatch):
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_b0"])
+def test_outputs_and_everything_printed_are_unchanged(name, monkeypatch):
     x = torch.randn(2, 3, 32, 32)
-    for name in ["resnet18", "efficientnet_b0"]:
-        shared, plain = build(name), build(name, shared=False, monkeypatch=monkeypatch)
-        assert len({type(m).forward for m in graph_modules(shared).values()}) < len(graph_modules(shared))
-        assert len({type(m).forward for m in graph_modules(plain).values()}) == len(graph_modules(plain))
-        assert str(shared) == str(plain) and generated_code(shared) == generated_code(plain)
-        state, reference = shared.state_dict(), plain.state_dict()
-        assert list(state) == list(reference) and all(torch.equal(state[k], reference[k]) for k in state)
-        for path, m in graph_modules(shared).items():
-            assert m.code == graph_modules(plain)[path].code
-        with torch.no_grad():
-            assert max_abs_diff(shared(x), plain(x)) == 0
+    shared, plain = build(name), build(name, shared=False, monkeypatch=monkeypatch)
+    assert len({type(m).forward for m in graph_modules(shared).values()}) < len(graph_modules(shared))
+    assert len({type(m).forward for m in graph_modules(plain).values()}) == len(graph_modules(plain))
+    assert str(shared) == str(plain) and generated_code(shared) == generated_code(plain)
+    state, reference = shared.state_dict(), plain.state_dict()
+    assert list(state) == list(reference) and all(torch.equal(state[k], reference[k]) for k in state)
+    for path, m in graph_modules(shared).items():
+        assert m.code == graph_modules(plain)[path].code
+    with torch.no_grad():
+        assert max_abs_diff(shared(x), plain(x)) == 0
 
 
 def test_a_recompiled_block_changes_alone():
