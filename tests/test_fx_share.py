@@ -111,7 +111,7 @@ def test_a_graph_with_metadata_keeps_its_own_code():
     assert graph_key(graph) is None
 
 
-@pytest.mark.parametrize("name", ["resnet18", "efficientnet_b0"])
+@pytest.mark.parametrize("name", ["resnet18", pytest.param("efficientnet_b0", marks=pytest.mark.slow)])
 def test_outputs_and_everything_printed_are_unchanged(name, monkeypatch):
     x = torch.randn(2, 3, 32, 32)
     shared, plain = build(name), build(name, shared=False, monkeypatch=monkeypatch)
@@ -154,6 +154,7 @@ def test_copies_and_pickles_compute_the_same():
         assert max_abs_diff(model(x), expected) == 0
 
 
+@pytest.mark.slow  # dynamo tracing: ~5 s
 def test_torch_compile_traces_shared_blocks():
     model = build("resnet18")
     x = torch.randn(1, 3, 32, 32)
