@@ -31,6 +31,7 @@ import torch.fx as fx
 from torch import nn
 
 from ..ir.graph import Architecture, IRError, inputs_of
+from .fx_share import CodeShare
 from .init import apply_init
 from .lowerings import LOWERINGS, ChannelAffine, ChannelShuffle, StochasticDepth  # noqa: F401 (re-exported)
 
@@ -116,6 +117,7 @@ class _Codegen:
     def __init__(self, graph: nx.DiGraph, outputs: set):
         self.graph = graph  # the IR, or a view of the part being compiled
         self.outputs = outputs  # nodes the module returns: always a scope output
+        self.share = CodeShare()  # identical blocks get one generated forward
 
     def members(self, scope: Scope) -> list:
         """Ops and child scopes of ``scope`` in an order that respects data flow.
@@ -233,8 +235,7 @@ class _Codegen:
         children = self.emit_members(members, owner, graph, values)
         graph.output(values[gives[0]] if len(gives) == 1 else tuple(values[n] for n in gives))
         graph.lint()
-        return _with_children(fx.GraphModule(owner, graph, class_name=_scope_class(self.graph, scope.path)),
-                              children)
+        return _with_children(self.share.graph_module(owner, graph, _scope_class(self.graph, scope.path)), children)
 
 
 def network_inputs(arch: Architecture, graph: fx.Graph) -> dict:
@@ -282,7 +283,7 @@ def compile_module(arch: Architecture) -> fx.GraphModule:
         aux_results[aux] = graph.call_module(aux, (values[reads[0]],))
     network_result(arch, graph, values, aux_results)
     graph.lint()
-    module = _with_children(fx.GraphModule(root, graph, class_name=_class_name(arch.name)), children)
+    module = _with_children(codegen.share.graph_module(root, graph, _class_name(arch.name)), children)
     for aux, head in aux_heads.items():  # a head inside a scope sits in that scope's module (unused by it)
         _set_submodule(module, aux, head)
     return apply_init(module, arch)
