@@ -160,10 +160,13 @@ class DiGraph:
         """A new graph with copies of every attribute dict, edges re-added by source node as
         networkx's ``copy`` does (so a copy's predecessor order is networkx's too)."""
         new = DiGraph(**self.graph)
-        for n, data in self._node.items():
-            new.add_node(n, **data)
-        for u, v, data in self.edges(data=True):
-            new.add_edge(u, v, **data)
+        new._node = {n: dict(data) for n, data in self._node.items()}
+        new._succ = {n: {} for n in self._node}
+        new._pred = {n: {} for n in self._node}
+        for u, nbrs in self._succ.items():
+            for v, data in nbrs.items():
+                new._succ[u][v] = new._pred[v][u] = dict(data)
+                new._edges[(u, v)] = None
         return new
 
     def to_networkx(self):
