@@ -8,10 +8,14 @@ reference does it out of place (``add_`` for ``add``: fewer allocations; the
 reverse, an allocation the reference avoids, fails), and
 pure views (``view``, ``t``…: no data moves). torchvision's ``cat`` of a
 single tensor (DenseNet's first layer of each block, a copy) has no
-counterpart here and is dropped from the reference.
+counterpart here and is dropped from the reference. A training step is also
+compared by its allocator requests (sizes, order, short lifetimes), which decide
+page faults when the kernels are the same.
 """
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -144,8 +148,6 @@ def allocation_log(model: torch.nn.Module, x: torch.Tensor, trace) -> list[str]:
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         model(x).sum().backward()
     prof.export_chrome_trace(str(trace))
-    import json
-
     events = sorted((e for e in json.loads(trace.read_text())["traceEvents"] if e.get("name") == "[memory]"),
                     key=lambda e: e["ts"])
     born: dict = {}
