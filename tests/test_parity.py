@@ -169,8 +169,8 @@ def test_training_step_allocates_in_torchvisions_order(name, tmp_path):
 
     Same kernels are not enough: squeeze-and-excitation written ``x * scale`` instead of
     torchvision's ``scale * x`` runs the same kernels, but autograd then allocates the two
-    gradient products in the other order, and a training step of EfficientNet-B0 measured
-    several percent slower (page faults) on CPU. Dropout is off: torchvision's is in place on a
+    gradient products in the other order, which changes what the CPU allocator reuses and
+    faults in again. Dropout is off: torchvision's is in place on a
     view of the flattened features, which only adds copies there.
     """
     reference = torchvision.models.get_model(name, dropout=0.0)
