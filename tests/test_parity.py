@@ -8,10 +8,14 @@ reference does it out of place (``add_`` for ``add``: fewer allocations; the
 reverse, an allocation the reference avoids, fails), and
 pure views (``view``, ``t``…: no data moves). torchvision's ``cat`` of a
 single tensor (DenseNet's first layer of each block, a copy) has no
-counterpart here and is dropped from the reference.
+counterpart here and is dropped from the reference. A training step is also
+compared by its allocator requests (sizes, order, short lifetimes), which decide
+page faults when the kernels are the same.
 """
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -129,3 +133,51 @@ def test_training_step_equals_torchvisions_bit_for_bit(name):
     (y_ours, g_ours), (y_ref, g_ref) = results
     assert torch.equal(y_ours, y_ref)
     assert g_ours.keys() == g_ref.keys() and all(torch.equal(g_ours[k], g_ref[k]) for k in g_ref)
+
+
+def allocation_log(model: torch.nn.Module, x: torch.Tensor, trace) -> list[str]:
+    """The CPU allocator's requests in one training step, in order: ``+bytes`` per allocation,
+    ``-bytes@age`` per free (age: allocator events since that block's allocation; ``old`` past 30).
+
+    Addresses differ between runs; sizes, order and short lifetimes are what decide which
+    blocks the allocator reuses, trims and faults in again.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    model.train()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        model(x).sum().backward()
+    prof.export_chrome_trace(str(trace))
+    events = sorted((e for e in json.loads(trace.read_text())["traceEvents"] if e.get("name") == "[memory]"),
+                    key=lambda e: e["ts"])
+    born: dict = {}
+    log: list[str] = []
+    for e in events:
+        size, addr = e["args"]["Bytes"], e["args"]["Addr"]
+        if size > 0:
+            born[addr] = len(log)
+            log.append(f"+{size}")
+        else:
+            age = len(log) - born.pop(addr) if addr in born else None
+            log.append(f"-{-size}@{age if age is not None and age <= 30 else 'old'}")
+    return log
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "mobilenet_v3_small"])
+def test_training_step_allocates_in_torchvisions_order(name, tmp_path):
+    """Forward and backward request and release memory exactly as torchvision does.
+
+    Same kernels are not enough: squeeze-and-excitation written ``x * scale`` instead of
+    torchvision's ``scale * x`` runs the same kernels, but autograd then allocates the two
+    gradient products in the other order, which changes what the CPU allocator reuses and
+    faults in again. Dropout is off: torchvision's is in place on a
+    view of the flattened features, which only adds copies there.
+    """
+    reference = torchvision.models.get_model(name, dropout=0.0)
+    ours = archdsl.build(name, weights=reference.state_dict(), strict=True, dropout=0.0)
+    x = torch.randn(2, 3, 64, 64)
+    mine = allocation_log(ours, x, tmp_path / "ours.json")
+    theirs = allocation_log(reference, x, tmp_path / "reference.json")
+    first = next((i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b), min(len(mine), len(theirs)))
+    assert mine == theirs, (f"{name}: allocator event {first} differs: archdsl {mine[first:first + 6]} vs "
+                            f"torchvision {theirs[first:first + 6]} ({len(mine)} vs {len(theirs)} events)")
