@@ -9,11 +9,17 @@ archdsl / torchvision (≤ 1.03 is the goal).
     python benchmarks/vs_torchvision.py --models resnet18 mobilenet_v2 --batch 8 --size 224
     python benchmarks/vs_torchvision.py --models convnext_tiny vit_b_16 --batch 8
     python benchmarks/vs_torchvision.py --device cuda --amp --channels-last
+    python benchmarks/vs_torchvision.py --models efficientnet_b0 --self-check   # the noise floor
+
+``--self-check`` times torchvision's model against a copy of itself in the
+archdsl column: the spread of those ratios around 1.000 is what the machine's
+noise alone does to a paired ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 
@@ -50,7 +56,10 @@ def bench(name: str, args) -> tuple[float, float, float, float]:
         oracle = torchvision.models.get_model(name, image_size=args.size)
     else:
         oracle = torchvision.models.get_model(name)
-    ours = archdsl.build(name, weights=oracle.state_dict(), **kwargs)
+    if args.self_check:  # A/A: the same network twice
+        ours = copy.deepcopy(oracle)
+    else:
+        ours = archdsl.build(name, weights=oracle.state_dict(), **kwargs)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     models = {"archdsl": ours.to(args.device, memory_format=fmt),
               "torchvision": oracle.to(args.device, memory_format=fmt)}
@@ -89,9 +98,12 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--self-check", action="store_true",
+                        help="time torchvision against a copy of itself (the archdsl column): the noise floor")
     args = parser.parse_args()
     print(f"device={args.device} batch={args.batch} size={args.size} iters={args.iters} "
-          f"amp={args.amp} channels_last={args.channels_last} torch={torch.__version__}")
+          f"amp={args.amp} channels_last={args.channels_last} torch={torch.__version__}"
+          + ("  self-check: the archdsl column is a copy of torchvision's model" if args.self_check else ""))
     print(f"{'model':<16} {'fwd archdsl':>12} {'fwd tv':>10} {'ratio':>7} {'f+b archdsl':>12} {'f+b tv':>10} {'ratio':>7}")
     for name in args.models:
         fa, ft, fr, ba, bt, br = bench(name, args)
