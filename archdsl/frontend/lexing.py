@@ -20,6 +20,7 @@ tokens for every bundled spec.
 from __future__ import annotations
 
 import re
+from copy import copy
 
 from lark.lexer import BasicLexer, ContextualLexer, PatternRE, PatternStr, UnlessCallback
 
@@ -108,10 +109,49 @@ class OrderedBasicLexer(BasicLexer):
         return OrderedScanner(terminals, self.g_regex_flags)
 
 
+class _LexersByState(dict):
+    """``{parser state: lexer}``, each made on first use (a spec visits a fraction of ~400 states)."""
+
+    def __init__(self, make):
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, state):
+        lexer = self[state] = self._make(state)
+        return lexer
+
+
 class OrderedContextualLexer(ContextualLexer):
-    """Lark's contextual lexer, one :class:`OrderedBasicLexer` per distinct set of accepted terminals."""
+    """Lark's contextual lexer: one :class:`OrderedBasicLexer` per distinct set of accepted terminals,
+    made when a parser state first needs it instead of for every state at load (~10 ms).
+
+    Unlike lark's constructor, it does not ask the optional ``interegular``
+    package about colliding terminals: the grammar is fixed, and
+    ``tests/test_cli_speed.py`` compares the tokens with lark's own lexer.
+    """
 
     BasicLexer = OrderedBasicLexer
+
+    def __init__(self, conf, states, always_accept=()):  # noqa: D107 — lark's signature
+        terminals = list(conf.terminals)
+        by_name = conf.terminals_by_name
+        trad_conf = copy(conf)
+        trad_conf.terminals = terminals
+        extra = set(conf.ignore) | set(always_accept)
+        by_accepts: dict = {}
+
+        def make(state):
+            key = frozenset(states[state])
+            lexer = by_accepts.get(key)
+            if lexer is None:
+                lexer_conf = copy(trad_conf)
+                lexer_conf.terminals = [by_name[n] for n in key | extra if n in by_name]
+                lexer = by_accepts[key] = self.BasicLexer(lexer_conf)
+            return lexer
+
+        self.lexers = _LexersByState(make)
+        trad_conf.skip_validation = True
+        self.root_lexer = self.BasicLexer(trad_conf)
 
 
 PLUGINS = {"ContextualLexer": OrderedContextualLexer}
