@@ -199,7 +199,7 @@ def zoo_index() -> dict:
     --write-index`` writes it.
     """
     from .frontend.index import digests
-    from .frontend.resolve import scan_entries
+    from .frontend.index import scan_entries
 
     models = {}
     for name, entry in sorted(scan_entries().items()):

@@ -19,21 +19,11 @@ tokens for every bundled spec.
 
 from __future__ import annotations
 
+import functools
 import re
 from copy import copy
 
 from lark.lexer import BasicLexer, ContextualLexer, PatternRE, PatternStr, UnlessCallback
-
-_COMPILED: dict = {}
-
-
-def _compiled(pattern: str, flags: int) -> re.Pattern:
-    key = (pattern, flags)
-    found = _COMPILED.get(key)
-    if found is None:
-        found = _COMPILED[key] = re.compile(pattern, flags)
-    return found
-
 
 class OrderedScanner:
     """Lark's ``Scanner`` interface (``match``, ``fullmatch``, ``allowed_types``) over terminals tried in order."""
@@ -41,7 +31,8 @@ class OrderedScanner:
     def __init__(self, terminals, g_regex_flags: int):
         self.terminals = terminals
         self.allowed_types = {t.name for t in terminals}
-        self._patterns = [(_compiled(t.pattern.to_regexp(), g_regex_flags), t.name) for t in terminals]
+        # re.compile keeps compiled patterns: each terminal is compiled once per process
+        self._patterns = [(re.compile(t.pattern.to_regexp(), g_regex_flags), t.name) for t in terminals]
 
     def match(self, text, pos):
         """``(value, terminal name)`` of the first terminal matching ``text`` at ``pos``, else None
@@ -62,17 +53,11 @@ class OrderedScanner:
         return None
 
 
-_MATCHES: dict = {}
-
-
+@functools.cache
 def _matches_all(regexp: str, flags: int, value: str) -> bool:
     """Whether ``regexp`` matching at the start of ``value`` takes all of it (asked once per pair)."""
-    key = (regexp, flags, value)
-    found = _MATCHES.get(key)
-    if found is None:
-        m = _compiled(regexp, flags).match(value)
-        found = _MATCHES[key] = bool(m) and m.group(0) == value
-    return found
+    m = re.match(regexp, value, flags)
+    return bool(m) and m.group(0) == value
 
 
 def _keyword_callbacks(terminals, g_regex_flags: int):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-
 import re
 from pathlib import Path
 
@@ -422,7 +421,7 @@ def decode(data: bytes, path: str) -> str:
 
 # Parsed files by path, content digest and limits: a command that resolves a spec and then
 # elaborates it (check, every variant) parses each file once. The AST is immutable (frozen
-# dataclasses, tuples), so sharing it is safe; the content digest makes a stale entry impossible.
+# nodes, tuples), so sharing it is safe; the content digest makes a stale entry impossible.
 _PARSED: dict = {}
 _PARSED_MAX = 64
 

@@ -7,7 +7,6 @@ variant and overrides to the declared parameters.
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from .parser import parse_file
 GROUP_KINDS = ("branch", "seq")
 
 
-from .index import SPECS_DIR, ZooEntry, entries, scan_entries  # noqa: F401 — entries are resolve's API too
+from .index import SPECS_DIR, entries
 
 # The README's example specs: shipped in the wheel as archdsl/examples, so
 # `archdsl train examples/small_resnet.arch` works from an installed package too.
